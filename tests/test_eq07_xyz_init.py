@@ -1,0 +1,55 @@
+"""Eq. 7, the sloped-plane first-frame XYZ. Spec: specs/eq07_xyz_init.md"""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nanofourdnex.xyz_init import sloped_plane
+
+pytestmark = pytest.mark.eq07
+sides = st.integers(2, 64)
+
+
+def test_sloped_plane_matches_hand_values_of_eq7():
+    # H = 3, W = 5: x = 2j/4 − 1 ∈ {−1, −.5, 0, .5, 1}; y = z = 2i/2 − 1 ∈ {−1, 0, 1}.
+    plane = sloped_plane(3, 5)
+    assert plane.shape == (3, 5, 3) and plane.dtype == torch.float32
+    assert plane[0, 0].tolist() == [-1.0, -1.0, -1.0]
+    assert plane[1, 3].tolist() == [0.5, 0.0, 0.0]
+    assert plane[2, 4].tolist() == [1.0, 1.0, 1.0]
+
+
+@given(sides, sides)
+def test_plane_spans_the_unit_square_corner_to_corner(height, width):
+    plane = sloped_plane(height, width)
+    assert plane.shape == (height, width, 3)
+    assert plane.min() == -1 and plane.max() == 1
+    assert plane[0, 0].tolist() == [-1, -1, -1] and plane[-1, -1].tolist() == [1, 1, 1]
+
+
+@given(sides, sides)
+def test_depth_increases_with_row_and_is_constant_along_a_row(height, width):
+    z = sloped_plane(height, width)[..., 2]
+    assert (z[1:] > z[:-1]).all()
+    assert (z == z[:, :1]).all()
+
+
+@given(sides, sides)
+def test_z_equals_y_and_x_depends_on_column_only(height, width):
+    plane = sloped_plane(height, width)
+    assert torch.equal(plane[..., 1], plane[..., 2])
+    assert (plane[..., 0] == plane[:1, :, 0]).all()
+    assert (plane[:, 1:, 0] > plane[:, :-1, 0]).all()
+
+
+@given(sides, sides)
+def test_plane_is_left_right_antisymmetric_in_x(height, width):
+    x = sloped_plane(height, width)[..., 0].double()
+    torch.testing.assert_close(x.flip(1), -x, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (5, 1), (0, 0)])
+def test_too_small_grids_are_rejected(shape):
+    with pytest.raises(ValueError, match="height >= 2 and width >= 2"):
+        sloped_plane(*shape)
