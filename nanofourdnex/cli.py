@@ -7,6 +7,8 @@ non-zero exit code, never as a traceback.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(
@@ -28,10 +30,54 @@ def _not_implemented(command: str, issue: int) -> None:
     fail(f"`nano4d {command}` is not implemented yet (tracked in issue {issue})")
 
 
+def resolve_config(tiny: bool, full: bool, config: Path | None, overrides: list[str]):
+    """Defaults (the paper's full run) ← --tiny preset or --config FILE ← --set overrides."""
+    from .config import load_config
+
+    if sum([tiny, full, config is not None]) != 1:
+        fail("choose exactly one of --tiny, --full or --config FILE")
+    try:
+        return load_config("tiny" if tiny else config, overrides)
+    except ValueError as error:
+        fail(str(error))
+
+
 @app.command()
-def train() -> None:
-    """Fine-tune Wan DiT + LoRA on 6D videos (--tiny on a CPU, --full on GPUs)."""
-    _not_implemented("train", 4)
+def train(
+    tiny: bool = typer.Option(
+        False, "--tiny", help="CPU preset tiny_configs/tiny.toml: about 5 minutes on 2 cores."
+    ),
+    full: bool = typer.Option(
+        False, "--full", help="The paper's run (§5.1); needs --set model.model_dir=DIR and GPUs."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="A TOML preset layered over the defaults."),
+    steps: int | None = typer.Option(None, "--steps", help="Number of optimizer steps (train.steps)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder (train.out): checkpoints, metrics.csv, loss.png."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's latest checkpoint."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override one field, e.g. --set train.lr=1e-3 (repeatable)."
+    ),
+) -> None:
+    """Fine-tune Wan DiT + LoRA on 6D videos (--tiny on a CPU, --full on GPUs).
+
+    The tiny run writes its synthetic 4D scenes on first use, caches their latents,
+    trains, and reports the held-out validation loss before and after.
+    """
+    extra = [f"train.steps={steps}"] * (steps is not None) + [f'train.out="{out}"'] * (out is not None)
+    cfg = resolve_config(tiny, full, config, [*overrides, *extra])
+    from .train import train as run_training
+
+    try:
+        result = run_training(cfg, resume=resume)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        fail(str(error))
+    typer.echo(
+        f"trained {result.steps} steps in {result.seconds:.0f} s; held-out validation loss "
+        f"{result.initial_val_loss:.4f} -> {result.final_val_loss:.4f} "
+        f"({result.final_val_loss / result.initial_val_loss:.2f}x); run folder {result.out}"
+    )
 
 
 @app.command()

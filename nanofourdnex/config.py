@@ -1,0 +1,176 @@
+"""One set of defaults — the paper's full run (§5.1) — and small TOML presets that override it.
+
+The defaults reproduce 4DNeX: Wan2.1-I2V-14B-480P, LoRA rank 64 (alpha 32 as in the public
+release), batch 32, AdamW at 1e-4 with cosine schedule and warm-up, 5k iterations, 49
+frames at 480×720 per modality, width-wise fusion, μ = −0.13, σ = 1.70. A preset such as
+`tiny_configs/tiny.toml` overrides a handful of fields; `--set section.key=value` overrides
+one more. Unknown keys and wrong types are errors. Every run writes its resolved config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "tiny_configs"
+
+
+@dataclass
+class ModelConfig:
+    """WanTransformer3DModel hyper-parameters (defaults: Wan2.1-I2V-14B-480P) and the 4DNeX adaptations."""
+
+    num_layers: int = 40
+    num_attention_heads: int = 40
+    attention_head_dim: int = 128
+    ffn_dim: int = 13824
+    text_dim: int = 4096
+    image_dim: int = 1280
+    added_kv_proj_dim: int = 5120
+    freq_dim: int = 256
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    cross_attn_norm: bool = True
+    qk_norm: str = "rms_norm_across_heads"
+    eps: float = 1e-6
+    rope_max_seq_len: int = 1024
+    model_dir: str = ""  # local diffusers-format Wan2.1-I2V-14B-480P folder; "" = random init
+    fusion: str = "width"  # §4.2: channel | batch | frame | height | width
+    gradient_checkpointing: bool = True
+
+
+@dataclass
+class LoraConfig:
+    """peft LoRA on the DiT (public release: r = 64, alpha = 32, attention q/k/v/out)."""
+
+    rank: int = 64
+    alpha: int = 32
+    targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    ffn: bool = False  # also adapt ffn.net.0.proj and ffn.net.2
+
+
+@dataclass
+class AutoencoderConfig:
+    kind: str = "wan"  # "wan": AutoencoderKLWan from model_dir; "pixel": the exact stand-in
+    spatial: int = 2  # pixel stand-in only: s×s pixel-unshuffle
+    xyz_mean: float = -0.13  # Eq. 8 μ
+    xyz_std: float = 1.70  # Eq. 8 σ
+
+
+@dataclass
+class ConditioningConfig:
+    """UMT5 text and CLIP ViT-H image encoders (tiny random configs when model_dir is empty)."""
+
+    text_len: int = 512  # diffusers splits image/text tokens with a hard-coded 512
+    prompt_suffix: str = " POINTMAP_STYLE."  # the public release's trigger words
+    tiny_text_layers: int = 1
+    tiny_image_size: int = 32
+    tiny_image_patch: int = 8
+    tiny_image_layers: int = 2
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/4dnex10m"
+    val_root: str = ""
+    num_frames: int = 49
+    height: int = 480
+    width: int = 720
+    synthetic_train: int = 0  # > 0: generate this many synthetic training clips if root is empty
+    synthetic_val: int = 0
+    synthetic_seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 5000
+    batch_size: int = 32  # global batch (§5.1)
+    micro_batch_size: int = 1  # per process and forward pass; gradients accumulate up to batch_size
+    lr: float = 1e-4
+    warmup_steps: int = 100  # the paper says "cosine learning rate warmup" without a length
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    bf16: bool = True
+    seed: int = 42
+    val_every: int = 250
+    save_every: int = 500
+    log_every: int = 10
+    val_times: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)  # fixed t grid of the validation loss
+    out: str = "runs/full"
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _coerce(value, annotation, where: str):
+    """Check `value` against a field's type; tuples accept TOML arrays."""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where} must be a list, got {value!r}")
+        item = typing.get_args(annotation)[0]
+        return tuple(_coerce(v, item, where) for v in value)
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported annotation at {where}")
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool and not isinstance(value, bool) or not isinstance(value, annotation):
+        raise ValueError(f"{where} must be {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _apply(config: Config, section: str, key: str, value) -> None:
+    if section not in {f.name for f in dataclasses.fields(Config)}:
+        raise ValueError(f"unknown config section [{section}]")
+    part = getattr(config, section)
+    hints = typing.get_type_hints(type(part))
+    if key not in hints:
+        raise ValueError(f"unknown config key {section}.{key}; known: {', '.join(hints)}")
+    setattr(part, key, _coerce(value, hints[key], f"{section}.{key}"))
+
+
+def load_config(preset: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
+    """Defaults ← preset TOML (a path, or a name in tiny_configs/) ← `section.key=value` overrides."""
+    config = Config()
+    if preset is not None:
+        path = Path(preset)
+        if not path.exists() and (PRESET_DIR / f"{preset}.toml").exists():
+            path = PRESET_DIR / f"{preset}.toml"
+        if not path.exists():
+            raise ValueError(f"config file {preset} not found")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: invalid TOML: {error}") from None
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                raise ValueError(f"{path}: top-level key {section!r} must be a [section]")
+            for key, value in values.items():
+                _apply(config, section, key, value)
+    for item in overrides:
+        name, sep, raw = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot:
+            raise ValueError(f"override {item!r} must look like section.key=value")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word is a string
+        _apply(config, section, key, value)
+    return config

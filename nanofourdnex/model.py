@@ -1,0 +1,172 @@
+"""The 4DNeX network: Wan2.1 DiT (diffusers) + shared RoPE + domain embeddings + LoRA (peft) (§4.3, Fig. 6).
+
+    u = −WanDiT( [x_t ; M ; c] , 1000·(1 − t), c_txt, c_img )                   (Eq. 6, Fig. 6)
+
+* x_t: noisy fused RGB|XYZ latent (B, z, f, h, 2w) for width-wise fusion (Eq. 5);
+* M: the guided mask packed to 4 channels per latent frame (Eq. 10);
+* c: the conditioning latent: first frame I_0 and the sloped plane X^init (Eq. 7), each
+  encoded as a video [frame, 0, …, 0] and fused like x_t;
+* the three are concatenated along channels — Wan I2V's 16 + 4 + 16 = 36 input channels;
+* the DiT's stock RoPE is replaced by `SharedRoPE` and the domain embeddings e_RGB, e_XYZ
+  are added after patch embedding (Eq. 11);
+* Wan predicts v_σ = noise − data at timestep 1000·σ; the paper's velocity is u = −v_σ
+  at t = 1 − σ (see `flow_matching`).
+
+Only the LoRA matrices and the domain embeddings train; the base DiT is frozen. Checkpoints
+store the LoRA in diffusers' LoRA format (`pytorch_lora_weights.safetensors`, the keys
+`load_lora_weights` reads) and the domain embeddings beside it (the public release's trainer
+forgets them).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import WanTransformer3DModel
+from diffusers.loaders import WanLoraLoaderMixin
+from peft import LoraConfig as PeftLoraConfig
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import Config, LoraConfig, ModelConfig
+from .flow_matching import velocity_from_wan, wan_timestep
+from .token_encoding import SEQUENCE_AXIS, DomainEmbedding, SharedRoPE
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
+DOMAIN_FILE = "domain_embeddings.safetensors"
+RELEASE_DOMAIN_FILE = "learnable_domain_embeddings.pt"  # the public 4DNeX release's name
+FFN_TARGETS = ("ffn.net.0.proj", "ffn.net.2")
+MASK_CHANNELS = 4
+
+
+def transformer_kwargs(model: ModelConfig, latent_channels: int) -> dict:
+    """WanTransformer3DModel arguments: input = noise z + mask 4 + condition z channels, output z."""
+    return dict(
+        patch_size=tuple(model.patch_size),
+        num_attention_heads=model.num_attention_heads,
+        attention_head_dim=model.attention_head_dim,
+        in_channels=2 * latent_channels + MASK_CHANNELS,
+        out_channels=latent_channels,
+        text_dim=model.text_dim,
+        freq_dim=model.freq_dim,
+        ffn_dim=model.ffn_dim,
+        num_layers=model.num_layers,
+        cross_attn_norm=model.cross_attn_norm,
+        qk_norm=model.qk_norm,
+        eps=model.eps,
+        image_dim=model.image_dim,
+        added_kv_proj_dim=model.added_kv_proj_dim,
+        rope_max_seq_len=model.rope_max_seq_len,
+    )
+
+
+def build_transformer(model: ModelConfig, latent_channels: int, seed: int = 0) -> WanTransformer3DModel:
+    """The base DiT: pretrained from `model_dir`, else random init (seeded) from the config."""
+    if model.model_dir:
+        path = Path(model.model_dir) / "transformer"
+        if not path.is_dir():
+            raise ValueError(
+                f"model dir {model.model_dir} has no transformer/ folder (diffusers Wan2.1-I2V layout)"
+            )
+        transformer = WanTransformer3DModel.from_pretrained(path, local_files_only=True)
+        expected = transformer_kwargs(model, latent_channels)
+        differing = [k for k, v in expected.items() if tuple_or(transformer.config[k]) != tuple_or(v)]
+        if differing:
+            raise ValueError(f"checkpoint in {path} differs from the config in: {', '.join(differing)}")
+        return transformer
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(**transformer_kwargs(model, latent_channels))
+
+
+def tuple_or(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def peft_config(lora: LoraConfig) -> PeftLoraConfig:
+    targets = list(lora.targets) + (list(FFN_TARGETS) if lora.ffn else [])
+    return PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=targets, init_lora_weights=True)
+
+
+class FourDNeX(nn.Module):
+    """Wan DiT adapted to 6D video: shared RoPE, domain embeddings and LoRA, in paper time."""
+
+    def __init__(self, transformer: WanTransformer3DModel, strategy: str, lora: LoraConfig):
+        super().__init__()
+        self.transformer = transformer
+        self.strategy = strategy
+        self.lora = lora
+        if strategy in SEQUENCE_AXIS:  # both halves in one sequence: share positions (Eq. 11)
+            transformer.rope = SharedRoPE.like(transformer.rope, strategy)
+        dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+        DomainEmbedding(dim, strategy).attach(transformer)
+        transformer.add_adapter(peft_config(lora))
+        transformer.requires_grad_(False)
+        for name, parameter in transformer.named_parameters():
+            parameter.requires_grad_("lora_" in name or name == "domain_embedding.weight")
+
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        mask: torch.Tensor,
+        condition: torch.Tensor,
+        text: torch.Tensor,
+        image: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Paper velocity u (B, z, f, h, w') for fused x_t, mask (B, 4, …) and condition latents."""
+        hidden = torch.cat([x_t, mask.to(x_t.dtype), condition], dim=1)  # (B, 2z + 4, f, h, w')
+        v_sigma = self.transformer(
+            hidden,
+            timestep=wan_timestep(t).to(x_t.device),
+            encoder_hidden_states=text,
+            encoder_hidden_states_image=image,
+            return_dict=False,
+        )[0]
+        return velocity_from_wan(v_sigma.float())
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def adapter_state(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(LoRA state dict in peft names, e.g. `blocks.0.attn1.to_q.lora_A.weight`; domain embeddings (2, D))."""
+        lora = get_peft_model_state_dict(self.transformer)
+        lora = {k: v.detach().contiguous() for k, v in lora.items()}
+        return lora, self.transformer.domain_embedding.weight.detach().clone()
+
+    def save_adapters(self, directory: Path) -> None:
+        """LoRA in diffusers' format (keys prefixed `transformer.`, peft config as metadata) + domain embeddings."""
+        lora, domain = self.adapter_state()
+        metadata = peft_config(self.lora).to_dict()
+        metadata = json.loads(
+            json.dumps(metadata, default=lambda v: sorted(v) if isinstance(v, set) else str(v))
+        )
+        WanLoraLoaderMixin.save_lora_weights(
+            directory, transformer_lora_layers=lora, transformer_lora_adapter_metadata=metadata
+        )
+        save_file({"weight": domain}, str(Path(directory) / DOMAIN_FILE))
+
+    def load_adapters(self, directory: Path) -> None:
+        """Inverse of `save_adapters` (safetensors only; no pickle)."""
+        directory = Path(directory)
+        lora = load_file(str(directory / LORA_FILE))
+        prefix = "transformer."
+        stripped = {k.removeprefix(prefix): v for k, v in lora.items()}
+        result = set_peft_model_state_dict(self.transformer, stripped)
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(
+                f"{directory / LORA_FILE} has keys this model lacks: {result.unexpected_keys[:3]} ..."
+            )
+        domain = load_file(str(directory / DOMAIN_FILE))["weight"]
+        with torch.no_grad():
+            self.transformer.domain_embedding.weight.copy_(domain)
+
+
+def build_model(config: Config, latent_channels: int, seed: int = 0) -> FourDNeX:
+    """Base DiT (pretrained or random) → shared RoPE + domain embeddings → LoRA; base frozen."""
+    transformer = build_transformer(config.model, latent_channels, seed)
+    if config.model.gradient_checkpointing:
+        transformer.enable_gradient_checkpointing()
+    return FourDNeX(transformer, config.model.fusion, config.lora)

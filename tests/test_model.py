@@ -1,0 +1,145 @@
+"""The adapted Wan DiT: input layout, shared RoPE in the model, LoRA-only training, checkpoints.
+
+Spec: specs/model.md
+"""
+
+import pytest
+import torch
+from diffusers import WanTransformer3DModel
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nanofourdnex.config import load_config
+from nanofourdnex.fusion import fuse, split
+from nanofourdnex.mask import guided_mask
+from nanofourdnex.model import LORA_FILE, build_model, build_transformer, transformer_kwargs
+from nanofourdnex.token_encoding import DomainEmbedding, SharedRoPE
+from tests.strategies import randn
+
+Z = 8  # latent channels of these tests' models
+FRAMES = 5  # → 2 latent frames
+
+
+def tiny_config(strategy: str = "width", **lora):
+    overrides = [f'model.fusion="{strategy}"', "model.num_layers=2", "model.num_attention_heads=2",
+                 "model.attention_head_dim=12", "model.ffn_dim=32", "model.text_dim=16", "model.image_dim=16",
+                 "model.added_kv_proj_dim=24", "model.freq_dim=16", "model.rope_max_seq_len=32",
+                 "model.gradient_checkpointing=false", "lora.rank=4", "lora.alpha=8"]  # fmt: skip
+    overrides += [f"lora.{k}={v}" for k, v in lora.items()]
+    return load_config(None, overrides)
+
+
+def inputs(strategy: str, seed: int = 0, batch: int = 2, h: int = 4, w: int = 6):
+    rgb, xyz = randn((batch, Z, 2, h, w), seed), randn((batch, Z, 2, h, w), seed + 1)
+    x_t = fuse(rgb, xyz, strategy)
+    condition = fuse(randn((batch, Z, 2, h, w), seed + 2), randn((batch, Z, 2, h, w), seed + 3), strategy)
+    mask = guided_mask(FRAMES, h, w, strategy).expand(batch, -1, -1, -1, -1)
+    text, image = randn((batch, 512, 16), seed + 4), randn((batch, 5, 16), seed + 5)
+    return x_t, torch.rand(batch), mask, condition, text, image
+
+
+def perturb_adapters(model, seed: int) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.trainable_parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=generator))
+
+
+@pytest.mark.parametrize("strategy", ["width", "height", "frame"])
+def test_output_has_the_fused_latent_shape_for_each_in_sequence_strategy(strategy):
+    model = build_model(tiny_config(strategy), Z)
+    args = inputs(strategy)
+    with torch.no_grad():
+        u = model(*args)
+    assert u.shape == args[0].shape
+    assert model.transformer.config.in_channels == 2 * Z + 4  # noise z + mask 4 + condition z (Wan I2V)
+
+
+def test_full_preset_matches_wan21_i2v_14b():
+    kwargs = transformer_kwargs(load_config().model, 16)
+    assert kwargs["in_channels"] == 36 and kwargs["out_channels"] == 16
+    assert kwargs["num_layers"] == 40 and kwargs["num_attention_heads"] * kwargs["attention_head_dim"] == 5120
+    with torch.device("meta"):
+        model = WanTransformer3DModel(**kwargs)
+    assert sum(p.numel() for p in model.parameters()) == 16_394_878_784
+
+
+def test_fresh_adapters_leave_the_pretrained_function_unchanged():
+    """LoRA B = 0 and zero domain embeddings: the adapted model is the base model (stock RoPE aside)."""
+    config = tiny_config("width")
+    base = build_transformer(config.model, Z, seed=0)
+    base.rope = SharedRoPE.like(base.rope, "width")
+    model = build_model(config, Z, seed=0)
+    x_t, t, mask, condition, text, image = inputs("width")
+    hidden = torch.cat([x_t, mask, condition], dim=1)
+    with torch.no_grad():
+        expected = -base(
+            hidden, timestep=1000 * (1 - t), encoder_hidden_states=text, encoder_hidden_states_image=image
+        )[0]
+        torch.testing.assert_close(model(x_t, t, mask, condition, text, image), expected)
+
+
+@given(st.integers(0, 1000), st.sampled_from(["width", "height", "frame"]))
+@settings(max_examples=6)
+def test_twin_halves_give_twin_outputs_in_the_adapted_model(seed, strategy):
+    model = build_model(tiny_config(strategy), Z, seed=seed % 5)
+    half = randn((1, Z, 2, 4, 6), seed)
+    x_t, cond = fuse(half, half, strategy), fuse(half * 0.5, half * 0.5, strategy)
+    mask = fuse(torch.zeros(1, 4, 2, 4, 6), torch.zeros(1, 4, 2, 4, 6), strategy)
+    with torch.no_grad():
+        u = model(x_t, torch.tensor([0.3]), mask, cond, randn((1, 512, 16), seed), randn((1, 5, 16), seed))
+    rgb, xyz = split(u, strategy)
+    torch.testing.assert_close(rgb, xyz, rtol=0, atol=1e-5)
+
+
+def test_only_lora_and_domain_embeddings_receive_gradients():
+    model = build_model(tiny_config("width"), Z)
+    perturb_adapters(model, 0)  # B ≠ 0 so that A gets gradients too
+    model(*inputs("width")).pow(2).mean().backward()
+    trained = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    frozen_with_grad = {n for n, p in model.named_parameters() if not p.requires_grad and p.grad is not None}
+    assert not frozen_with_grad
+    assert trained and all("lora_" in n or n.endswith("domain_embedding.weight") for n in trained)
+    assert any("domain_embedding" in n for n in trained)
+    lora_modules = {n.rsplit(".lora_", 1)[0] for n in trained if "lora_" in n}
+    assert len(lora_modules) == 2 * 2 * 4  # 2 blocks × (attn1, attn2) × (q, k, v, out)
+
+
+def test_ffn_targets_are_selectable():
+    model = build_model(tiny_config("width", ffn="true"), Z)
+    names = {n for n, _ in model.named_parameters() if "lora_A" in n}
+    assert any("ffn.net.0.proj" in n for n in names) and any("ffn.net.2" in n for n in names)
+
+
+def test_save_then_load_reproduces_outputs_exactly(tmp_path):
+    config = tiny_config("width")
+    model = build_model(config, Z, seed=0)
+    perturb_adapters(model, 1)
+    model.save_adapters(tmp_path)
+    restored = build_model(config, Z, seed=0)
+    args = inputs("width", seed=7)
+    with torch.no_grad():
+        before = restored(*args)
+        restored.load_adapters(tmp_path)
+        assert not torch.equal(before, restored(*args))
+        assert torch.equal(restored(*args), model(*args))
+
+
+def test_saved_lora_loads_with_diffusers_own_loader(tmp_path):
+    """The file is in diffusers' LoRA format: `load_lora_adapter` reads it and gives the same model."""
+    config = tiny_config("width")
+    model = build_model(config, Z, seed=0)
+    perturb_adapters(model, 2)
+    model.save_adapters(tmp_path)
+    plain = build_transformer(config.model, Z, seed=0)
+    plain.rope = SharedRoPE.like(plain.rope, "width")
+    DomainEmbedding(24, "width").attach(plain)
+    plain.domain_embedding.weight.data.copy_(model.transformer.domain_embedding.weight)
+    plain.load_lora_adapter(str(tmp_path), weight_name=LORA_FILE, prefix="transformer")
+    x_t, t, mask, condition, text, image = inputs("width", seed=3)
+    hidden = torch.cat([x_t, mask, condition], dim=1)
+    with torch.no_grad():
+        theirs = -plain(
+            hidden, timestep=1000 * (1 - t), encoder_hidden_states=text, encoder_hidden_states_image=image
+        )[0]
+        torch.testing.assert_close(model(x_t, t, mask, condition, text, image), theirs, rtol=1e-5, atol=1e-6)
