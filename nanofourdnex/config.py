@@ -145,6 +145,28 @@ def _apply(config: Config, section: str, key: str, value) -> None:
     setattr(part, key, _coerce(value, hints[key], f"{section}.{key}"))
 
 
+def config_from_dict(data: dict) -> Config:
+    """A Config from `Config.to_dict()` output (e.g. a checkpoint's config.json), validated like a preset."""
+    config = Config()
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"config section {section!r} must be a mapping")
+        for key, value in values.items():
+            _apply(config, section, key, value)
+    return config
+
+
+def differing_fields(a: Config, b: Config, sections: typing.Iterable[str]) -> list[str]:
+    """`section.key (a != b)` for every field of the given sections where the two configs differ."""
+    left, right = a.to_dict(), b.to_dict()
+    return [
+        f"{section}.{key} ({left[section][key]!r} != {right[section][key]!r})"
+        for section in sections
+        for key in left[section]
+        if left[section][key] != right[section][key]
+    ]
+
+
 def load_config(preset: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
     """Defaults ← preset TOML (a path, or a name in tiny_configs/) ← `section.key=value` overrides."""
     config = Config()
@@ -155,14 +177,11 @@ def load_config(preset: str | Path | None = None, overrides: typing.Sequence[str
         if not path.exists():
             raise ValueError(f"config file {preset} not found")
         try:
-            data = tomllib.loads(path.read_text())
+            config = config_from_dict(tomllib.loads(path.read_text()))
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: invalid TOML: {error}") from None
-        for section, values in data.items():
-            if not isinstance(values, dict):
-                raise ValueError(f"{path}: top-level key {section!r} must be a [section]")
-            for key, value in values.items():
-                _apply(config, section, key, value)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
     for item in overrides:
         name, sep, raw = item.partition("=")
         section, dot, key = name.strip().partition(".")

@@ -95,6 +95,10 @@ class FourDNeX(nn.Module):
 
     def __init__(self, transformer: WanTransformer3DModel, strategy: str, lora: LoraConfig):
         super().__init__()
+        if strategy == "channel":
+            raise ValueError(
+                "channel-wise fusion needs input/output adapters (the fusion ablation); use frame, height or width"
+            )
         self.transformer = transformer
         self.strategy = strategy
         self.lora = lora
