@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import typer
 
 app = typer.Typer(
@@ -59,6 +60,11 @@ def train(
     overrides: list[str] = typer.Option(
         [], "--set", help="Override one field, e.g. --set train.lr=1e-3 (repeatable)."
     ),
+    dry_run: bool = typer.Option(
+        False,
+        "--dry-run",
+        help="One full-size forward + backward on the meta device (shapes only), then exit.",
+    ),
 ) -> None:
     """Fine-tune Wan DiT + LoRA on 6D videos (--tiny on a CPU, --full on GPUs).
 
@@ -67,6 +73,16 @@ def train(
     """
     extra = [f"train.steps={steps}"] * (steps is not None) + [f'train.out="{out}"'] * (out is not None)
     cfg = resolve_config(tiny, full, config, [*overrides, *extra])
+    if dry_run:
+        from .plan import dry_run as run_dry
+
+        result = run_dry(cfg)
+        ok = result.output_shape == result.expected_shape
+        typer.echo(
+            f"dry run {'passed' if ok else 'FAILED'}: output {result.output_shape} for x_t {result.expected_shape}; "
+            f"{result.trainable_parameters:,} trainable parameters; {result.parameters_with_gradient} of {result.trainable_tensors} trainable tensors received gradients"
+        )
+        raise typer.Exit(0 if ok else 1)
     from .train import train as run_training
 
     try:
@@ -81,15 +97,86 @@ def train(
 
 
 @app.command()
-def generate() -> None:
-    """One image -> 6D video -> cameras, depth, point clouds and a novel-view video."""
-    _not_implemented("generate", 5)
+def generate(
+    image: Path = typer.Argument(
+        ..., help="The input image (PNG/JPEG; RGBA, greyscale and 16-bit are converted)."
+    ),
+    checkpoint: Path = typer.Option(
+        ..., "--checkpoint", help="A run folder or checkpoint folder written by `train`."
+    ),
+    out: Path = typer.Option(Path("out"), "--out", help="Output folder."),
+    prompt: str = typer.Option("", "--prompt", help="Text prompt (the release appends its trigger words)."),
+    frames: int | None = typer.Option(
+        None, "--frames", help="Frames (4k + 1); default: the training config's."
+    ),
+    steps: int = typer.Option(50, "--steps", help="Sampling steps."),
+    guidance: float = typer.Option(5.0, "--guidance", help="Classifier-free guidance scale on the prompt."),
+    seed: int = typer.Option(42, "--seed", help="Noise seed."),
+    scheduler: str = typer.Option("unipc", "--scheduler", help="unipc (Wan's) or euler."),
+    shift: float = typer.Option(3.0, "--shift", help="Flow shift of the sampling schedule."),
+    trajectory: str = typer.Option(
+        "orbit", "--trajectory", help="Novel-view path: orbit, dolly, pan or a cameras.json."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="Check the checkpoint against this config."),
+    model_dir: Path | None = typer.Option(
+        None, "--model-dir", help="Local diffusers Wan2.1-I2V folder (full model)."
+    ),
+) -> None:
+    """One image -> 6D video -> cameras, depth, point clouds and a novel-view video.
+
+    Writes rgb.mp4, xyz.mp4, sixd.npz, cameras.json, depth.npz, recovery.png,
+    points/frame_XXXX.ply, novel_view.mp4 and preview.png into --out.
+    """
+    from .generate import load_inference, run_generation
+
+    try:
+        inference = load_inference(checkpoint, config_file=config, model_dir=model_dir)
+        report = run_generation(
+            inference, image, out, prompt=prompt, num_frames=frames, steps=steps, guidance=guidance,
+            seed=seed, scheduler=scheduler, shift=shift, trajectory=trajectory,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote {len(report.files)} files to {report.out} in {report.seconds:.1f} s")
 
 
 @app.command()
-def recover() -> None:
-    """Recover cameras (R, t, K) and depth from an XYZ video (Eq. 12-13)."""
-    _not_implemented("recover", 3)
+def recover(
+    xyz_file: Path = typer.Argument(
+        ..., help="An .npz with key `xyz` (T, H, W, 3), e.g. a generated sixd.npz."
+    ),
+    out: Path = typer.Option(Path("recovery"), "--out", help="Output folder."),
+    per_frame_focal: bool = typer.Option(
+        False, "--per-frame-focal", help="One focal per frame instead of one K."
+    ),
+    loss: str = typer.Option(
+        "geman-mcclure", "--loss", help="Robust loss: geman-mcclure, cauchy or squared."
+    ),
+) -> None:
+    """Recover cameras (R, t, K) and depth from an XYZ video (Eq. 12-13).
+
+    Writes cameras.json (K; per frame world-to-camera R, t and camera-to-world 4x4),
+    depth.npz (depth, residual) and recovery.png.
+    """
+    import time
+
+    from .reprojection import load_xyz, recover_cameras, save_recovery
+
+    try:
+        xyz = load_xyz(xyz_file)
+        clock = time.perf_counter()
+        result = recover_cameras(xyz, shared_focal=not per_frame_focal, loss=loss)
+        seconds = time.perf_counter() - clock
+        save_recovery(result, out)
+    except ValueError as error:
+        fail(str(error))
+    focal = result.K[..., 0, 0]
+    typer.echo(
+        f"{xyz.shape[0]} cameras recovered in {seconds:.2f} s; focal {float(focal.mean()):.2f} px; "
+        f"median residual {float(np.nanmedian(result.residual)):.3g}; wrote {out}"
+    )
 
 
 @app.command()
@@ -99,15 +186,59 @@ def curate() -> None:
 
 
 @app.command()
-def stats() -> None:
+def stats(
+    data_dir: Path = typer.Argument(..., help="A folder of clips in the 4DNeX-10M layout."),
+    samples: int = typer.Option(5000, "--samples", help="Random clips to trace (the paper uses 5K)."),
+    config: Path = typer.Option(
+        Path("tiny_configs/tiny.toml"), "--config", help="Autoencoder and sizes to use."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write a TOML snippet [autoencoder] xyz_mean/xyz_std here."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Which random clips."),
+) -> None:
     """Trace the XYZ latent mean and std over a data set (the paper's mu, sigma of Eq. 8)."""
-    _not_implemented("stats", 7)
+    from .config import load_config
+    from .data import ClipDataset
+    from .normalization import trace_xyz_statistics
+    from .train import build_autoencoder
+
+    try:
+        cfg = load_config(config)
+        dataset = ClipDataset(data_dir, cfg.data.num_frames, cfg.data.height, cfg.data.width)
+        encode = build_autoencoder(cfg).base.encode
+        order = np.random.default_rng(seed).permutation(len(dataset))[:samples]
+        result = trace_xyz_statistics((dataset[int(i)].xyz[None] for i in order), encode, len(order))
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    snippet = f"[autoencoder]\nxyz_mean = {result.mean:.4f}\nxyz_std = {result.std:.4f}\n"
+    typer.echo(
+        f"XYZ latent statistics over {len(order)} clips ({result.count:,} values):\n{snippet}", nl=False
+    )
+    if out is not None:
+        out.write_text(f"# traced by `nano4d stats {data_dir} --samples {samples}`\n{snippet}")
 
 
 @app.command()
-def plan() -> None:
+def plan(
+    full: bool = typer.Option(
+        True, "--full/--tiny", help="Plan the paper's run (default) or the tiny preset."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="Plan this TOML preset instead."),
+    gpus: int = typer.Option(32, "--gpus", help="Number of GPUs (the paper: 32)."),
+    gpu: str = typer.Option("a100-80g", "--gpu", help="a100-80g, a100-40g, h100-80g, h200, l40s or rtx4090."),
+    mfu: float = typer.Option(0.35, "--mfu", help="Model FLOP utilisation assumed for the time estimate."),
+) -> None:
     """Parameters, FLOPs, memory and time of a configuration, computed on the meta device."""
-    _not_implemented("plan", 6)
+    from .config import load_config
+    from .plan import format_plan
+    from .plan import plan as make_plan
+
+    try:
+        cfg = load_config(config if config is not None else (None if full else "tiny"))
+        typer.echo(format_plan(make_plan(cfg, gpus=gpus, gpu=gpu, mfu=mfu)))
+    except ValueError as error:
+        fail(str(error))
 
 
 @app.command()

@@ -18,19 +18,26 @@ maximum area of 480×720 with both sides multiples of 16.
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import imageio.v3 as imageio
+import numpy as np
 import torch
+import torch.nn.functional as F
 from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from tqdm import tqdm
 
 from .autoencoder import SixDAutoencoder, first_frame_video
-from .conditioning import Encoders
+from .conditioning import Encoders, build_encoders
+from .config import Config, config_from_dict, differing_fields, load_config
 from .fusion import fuse, split
 from .mask import guided_mask
-from .model import FourDNeX
+from .model import FourDNeX, build_model
 from .xyz_init import sloped_plane
 
 SCHEDULERS = ("unipc", "euler")
@@ -142,3 +149,166 @@ def generate_6d(
     xyz = autoencoder.decode_xyz(xyz_latent)[0]  # Eq. 9 inside decode_xyz
     rgb_uint8 = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu()
     return SixDVideo(rgb=rgb_uint8, xyz=xyz.float().permute(1, 2, 3, 0).cpu())
+
+
+@dataclass
+class Inference:
+    """Everything `generate_6d` needs, rebuilt from a training checkpoint."""
+
+    config: Config
+    model: FourDNeX
+    autoencoder: SixDAutoencoder
+    encoders: Encoders
+
+
+def load_inference(
+    checkpoint: str | Path, *, config_file: str | Path | None = None, model_dir: str | Path | None = None
+) -> Inference:
+    """Rebuild the trained network from a run folder or checkpoint folder written by `train`.
+
+    `config_file`, if given, must describe the same network as the checkpoint (else a ValueError
+    lists the differing fields); `model_dir` points the base weights at a local Wan folder.
+    """
+    from .train import RANDOM_INIT_FILE, build_autoencoder, latest_checkpoint, load_random_init
+
+    folder = latest_checkpoint(Path(checkpoint))
+    config = config_from_dict(json.loads((folder / "config.json").read_text()))
+    if config_file is not None:
+        differing = differing_fields(config, load_config(config_file), ("model", "lora", "autoencoder"))
+        differing = [d for d in differing if not d.startswith("model.model_dir")]
+        if differing:
+            raise ValueError(f"checkpoint {folder} was trained with another config: " + "; ".join(differing))
+    if model_dir is not None:
+        if not Path(model_dir).is_dir():
+            raise ValueError(f"model dir {model_dir} does not exist")
+        config.model.model_dir = str(model_dir)
+    config.model.gradient_checkpointing = False
+    autoencoder = build_autoencoder(config)
+    encoders = build_encoders(config, seed=config.train.seed)
+    model = build_model(config, autoencoder.latent_channels, seed=config.train.seed)
+    if not config.model.model_dir:
+        load_random_init(folder / RANDOM_INIT_FILE, model, encoders)
+    model.load_adapters(folder)
+    return Inference(config, model.eval(), autoencoder, encoders)
+
+
+def load_image(path: str | Path) -> tuple[torch.Tensor, list[str]]:
+    """An image file as (3, H, W) float in [−1, 1], plus notes on any conversion made."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no image file at {path}")
+    try:
+        array = np.asarray(imageio.imread(path))
+    except Exception as error:  # imageio raises many types for unreadable files
+        raise ValueError(f"cannot read {path} as an image: {error}") from None
+    notes = []
+    if array.dtype == np.uint16:
+        array, notes = (array / 65535.0), [*notes, "16-bit image scaled to [0, 1]"]
+    elif array.dtype == np.uint8:
+        array = array / 255.0
+    elif np.issubdtype(array.dtype, np.floating):
+        array = np.clip(array, 0, 1)
+    else:
+        raise ValueError(f"{path}: unsupported pixel type {array.dtype}")
+    if array.ndim == 2:
+        array, notes = np.repeat(array[..., None], 3, axis=-1), [*notes, "greyscale image repeated to RGB"]
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise ValueError(f"{path}: expected an RGB image, got an array of shape {array.shape}")
+    if array.shape[-1] == 4:
+        alpha = array[..., 3:]
+        array, notes = array[..., :3] * alpha + (1 - alpha), [*notes, "RGBA composited over white"]
+    if min(array.shape[:2]) < 16:
+        raise ValueError(
+            f"{path}: image is {array.shape[0]}×{array.shape[1]}; both sides must be at least 16 pixels"
+        )
+    if array.shape[0] * array.shape[1] > 64_000_000:
+        raise ValueError(
+            f"{path}: image is {array.shape[0]}×{array.shape[1]}; at most 64 megapixels are accepted"
+        )
+    image = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1) * 2 - 1
+    return image, notes
+
+
+def resize_image(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Centre-crop (3, H, W) to the target aspect ratio, then resize (antialiased bilinear)."""
+    _, h, w = image.shape
+    if h * width > w * height:  # too tall: crop rows
+        keep = round(w * height / width)
+        image = image[:, (h - keep) // 2 : (h - keep) // 2 + keep]
+    else:
+        keep = round(h * width / height)
+        image = image[:, :, (w - keep) // 2 : (w - keep) // 2 + keep]
+    resized = F.interpolate(
+        image[None], size=(height, width), mode="bilinear", antialias=True, align_corners=False
+    )
+    return resized[0].clamp(-1, 1)
+
+
+def xyz_colors(xyz: np.ndarray) -> np.ndarray:
+    """XYZ maps (T, H, W, 3) as uint8 colours for looking: each axis min-max scaled over the clip."""
+    finite = np.isfinite(xyz).all(-1)
+    low = np.nanmin(np.where(finite[..., None], xyz, np.nan), axis=(0, 1, 2))
+    high = np.nanmax(np.where(finite[..., None], xyz, np.nan), axis=(0, 1, 2))
+    scaled = (xyz - low) / np.maximum(high - low, 1e-12)
+    return (np.nan_to_num(np.clip(scaled, 0, 1)) * 255).round().astype(np.uint8)
+
+
+@dataclass
+class GenerationReport:
+    out: Path
+    files: list[Path]
+    notes: list[str]
+    seconds: float
+
+
+def run_generation(
+    inference: Inference,
+    image_path: str | Path,
+    out: str | Path,
+    *,
+    prompt: str = "",
+    num_frames: int | None = None,
+    steps: int = 50,
+    guidance: float = 5.0,
+    seed: int = 42,
+    scheduler: str = "unipc",
+    shift: float = 3.0,
+    trajectory: str = "orbit",
+    progress: bool = True,
+) -> GenerationReport:
+    """Image → 6D video → every output file in `out` (see the CLI's help for the list)."""
+    from .render import load_trajectory_json, novel_trajectory, render_video, write_point_clouds, write_video
+    from .reprojection import recover_cameras, save_recovery
+    from .viz import plot_preview
+
+    clock = time.perf_counter()
+    data = inference.config.data
+    num_frames = num_frames or data.num_frames
+    image, notes = load_image(image_path)
+    height, width = output_size(*image.shape[1:], max_area=data.height * data.width)
+    if (height, width) != tuple(image.shape[1:]):
+        notes.append(f"image {image.shape[1]}×{image.shape[2]} resized to {height}×{width}")
+    image = resize_image(image, height, width)
+    six = generate_6d(
+        inference.model, inference.autoencoder, inference.encoders, image, prompt,
+        num_frames=num_frames, steps=steps, guidance=guidance, seed=seed, scheduler=scheduler, shift=shift,
+        progress=progress,
+    )  # fmt: skip
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rgb, xyz = six.rgb.numpy(), six.xyz.numpy()
+    files = [write_video(out / "rgb.mp4", rgb), write_video(out / "xyz.mp4", xyz_colors(xyz))]
+    np.savez_compressed(out / "sixd.npz", rgb=rgb, xyz=xyz.astype(np.float32))
+    files.append(out / "sixd.npz")
+    recovery = recover_cameras(xyz)
+    files += save_recovery(recovery, out)
+    files += write_point_clouds(out, xyz, rgb)
+    if trajectory in ("orbit", "dolly", "pan"):
+        R, t = novel_trajectory(trajectory, recovery.R[0], recovery.t[0], num_frames, center=xyz[0])
+        K = recovery.K
+    else:
+        K, R, t = load_trajectory_json(trajectory)
+    novel = render_video(xyz, rgb, K, R, t)
+    files.append(write_video(out / "novel_view.mp4", novel.frames))
+    files.append(plot_preview(rgb, xyz_colors(xyz), recovery, novel.frames.numpy(), out / "preview.png"))
+    return GenerationReport(out, files, notes, time.perf_counter() - clock)

@@ -76,3 +76,22 @@ class LatentStatistics:
         if self.count == 0:
             raise ValueError("no latents seen yet")
         return math.sqrt(self.m2 / self.count)
+
+
+def trace_xyz_statistics(xyz_videos, encode, samples: int) -> LatentStatistics:
+    """The paper's procedure for μ, σ: statistics of encoded XYZ latents over `samples` clips.
+
+    `xyz_videos` yields XYZ videos (B, 3, T, H, W) in [−1, 1] (e.g. random clips of the training
+    set); `encode` is the autoencoder's encoder *without* Eq. 8 (the quantity being traced).
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    stats = LatentStatistics()
+    for seen, video in enumerate(xyz_videos):
+        if seen == samples:
+            break
+        with torch.no_grad():
+            stats.update(encode(video))
+    if stats.count == 0:
+        raise ValueError("no XYZ videos to trace statistics over")
+    return stats

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from .autoencoder import PixelShuffleAutoencoder, SixDAutoencoder, WanAutoencoder
 from .cache import LatentCache, build_cache
-from .conditioning import build_encoders
+from .conditioning import Encoders, build_encoders
 from .config import Config
 from .flow_matching import flow_matching_loss, interpolate, sample_time
 from .fusion import fuse
@@ -46,6 +46,7 @@ from .model import FourDNeX, build_model
 METRICS_FIELDS = ("step", "train_loss", "val_loss", "lr", "seconds")
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
+RANDOM_INIT_FILE = "random_init.safetensors"
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -87,15 +88,45 @@ def ensure_synthetic_data(config: Config, progress: bool = True) -> None:
             )
 
 
-def prepare_cache(config: Config, root: str, cache_dir: Path, progress: bool = True) -> LatentCache:
+def prepare_cache(
+    config: Config, root: str, cache_dir: Path, encoders: Encoders, progress: bool = True
+) -> LatentCache:
     """Encode the clips under `root` into `cache_dir` (skipping cached ones) and open the cache."""
     from .data import ClipDataset
 
     dataset = ClipDataset(root, config.data.num_frames, config.data.height, config.data.width)
-    files = build_cache(
-        dataset, build_autoencoder(config), build_encoders(config), cache_dir, progress=progress
-    )
+    files = build_cache(dataset, build_autoencoder(config), encoders, cache_dir, progress=progress)
     return LatentCache(files)
+
+
+def random_init_state(model: FourDNeX, encoders: Encoders) -> dict[str, torch.Tensor]:
+    """The randomly initialised (frozen) base DiT and tiny encoders of a run without `model_dir`.
+
+    Saved with each checkpoint so that generation rebuilds exactly the network that was trained,
+    independent of the torch version's random number streams.
+    """
+    state = {
+        f"transformer.{k}": v
+        for k, v in model.transformer.state_dict().items()
+        if "lora_" not in k and k != "domain_embedding.weight"
+    }
+    state |= {f"text_encoder.{k}": v for k, v in encoders.text_encoder.state_dict().items()}
+    state |= {f"image_encoder.{k}": v for k, v in encoders.image_encoder.state_dict().items()}
+    return {k: v.detach().contiguous() for k, v in state.items()}
+
+
+def load_random_init(path: Path, model: FourDNeX, encoders: Encoders) -> None:
+    """Inverse of `random_init_state`: load the saved base DiT and tiny encoders in place."""
+    parts: dict[str, dict[str, torch.Tensor]] = {"transformer": {}, "text_encoder": {}, "image_encoder": {}}
+    for key, value in load_file(str(path)).items():
+        part, name = key.split(".", 1)
+        parts[part][name] = value
+    missing = model.transformer.load_state_dict(parts["transformer"], strict=False).missing_keys
+    missing = [k for k in missing if "lora_" not in k and k != "domain_embedding.weight"]
+    if missing:
+        raise ValueError(f"{path} lacks base weights such as {missing[:3]}")
+    encoders.text_encoder.load_state_dict(parts["text_encoder"])
+    encoders.image_encoder.load_state_dict(parts["image_encoder"])
 
 
 def batch_loss(
@@ -153,9 +184,19 @@ def validation_loss(model: FourDNeX, data: LatentCache, config: Config, device: 
 
 
 def save_checkpoint(
-    out: Path, step: int, model: FourDNeX, optimizer, scheduler, config: Config, keep: int = 2
+    out: Path,
+    step: int,
+    model: FourDNeX,
+    optimizer,
+    scheduler,
+    config: Config,
+    encoders: Encoders,
+    keep: int = 2,
 ) -> Path:
-    """Adapters (diffusers LoRA format + domain embeddings), optimizer, scheduler, step: atomically."""
+    """Adapters (diffusers LoRA format + domain embeddings), optimizer, scheduler, step: atomically.
+
+    Runs without a pretrained `model_dir` also store their random-init base (`RANDOM_INIT_FILE`).
+    """
     checkpoints = out / "checkpoints"
     final = checkpoints / f"step_{step:07d}"
     temporary = checkpoints / f".step_{step:07d}.tmp"
@@ -163,6 +204,8 @@ def save_checkpoint(
     temporary.mkdir(parents=True)
     model.save_adapters(temporary)
     config.save(temporary / "config.json")
+    if not config.model.model_dir:
+        save_file(random_init_state(model, encoders), str(temporary / RANDOM_INIT_FILE))
     state = optimizer.state_dict()
     tensors = {f"state.{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(temporary / OPTIMIZER_FILE))
@@ -238,10 +281,13 @@ def train(
     config.save(out / "config.json")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
+    if not resume:  # a fresh run re-encodes: the cache depends on the config's encoders
+        shutil.rmtree(out / "cache", ignore_errors=True)
     ensure_synthetic_data(config, progress)
-    train_data = prepare_cache(config, config.data.root, out / "cache" / "train", progress)
+    encoders = build_encoders(config, seed=train_cfg.seed)
+    train_data = prepare_cache(config, config.data.root, out / "cache" / "train", encoders, progress)
     val_data = (
-        prepare_cache(config, config.data.val_root, out / "cache" / "val", progress)
+        prepare_cache(config, config.data.val_root, out / "cache" / "val", encoders, progress)
         if config.data.val_root
         else None
     )
@@ -306,10 +352,10 @@ def train(
             log(row)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % train_cfg.save_every == 0 or step == train_cfg.steps:
-            save_checkpoint(out, step, model, optimizer, scheduler, config)
+            save_checkpoint(out, step, model, optimizer, scheduler, config, encoders)
     bar.close()
     if end < train_cfg.steps:
-        save_checkpoint(out, end, model, optimizer, scheduler, config)
+        save_checkpoint(out, end, model, optimizer, scheduler, config, encoders)
     plot_loss_curve(rows, out / "loss.png")
     val = [float(r["val_loss"]) for r in rows if r["val_loss"] not in ("", None)]
     return TrainResult(
