@@ -182,7 +182,7 @@ def test_token_count_is_what_the_patch_embedding_produces(frames, height, width,
 
 def test_tiny_preset_tokens_use_the_pixel_stand_in():
     tokens = count_tokens(load_config("tiny"))
-    assert tokens.latent == (48, 3, 16, 24)  # 12·2² channels, 9 frames → 3, 32×48 / 2
+    assert tokens.latent == (12, 3, 16, 24)  # 12·1² channels, 9 frames → 3, 16×24 / 1
     assert tokens.length == 3 * 8 * 24 == 576
     assert tokens.image == (32 // 8) ** 2 + 1
 
@@ -375,7 +375,7 @@ def test_tiny_preset_plan_and_dry_run():
     config = load_config("tiny")
     p = plan(config, gpus=1, gpu="rtx4090")
     result = dry_run(config)
-    assert result.output_shape == p.tokens.fused == (1, 48, 3, 16, 48)
+    assert result.output_shape == p.tokens.fused == (1, 12, 3, 16, 48)
     assert result.trainable_parameters == p.parameters.trainable
     assert p.samples_per_gpu == p.micro_batch == 4
     assert p.memory.gathered == 0  # one GPU: nothing sharded, nothing gathered
