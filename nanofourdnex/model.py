@@ -95,15 +95,14 @@ class FourDNeX(nn.Module):
 
     def __init__(self, transformer: WanTransformer3DModel, strategy: str, lora: LoraConfig):
         super().__init__()
-        if strategy == "channel":
+        if strategy not in SEQUENCE_AXIS:  # channel and batch fusion need the ablation's adapters
             raise ValueError(
-                "channel-wise fusion needs input/output adapters (the fusion ablation); use frame, height or width"
+                f"FourDNeX fuses RGB and XYZ in one sequence: {', '.join(SEQUENCE_AXIS)}; got {strategy!r}"
             )
         self.transformer = transformer
         self.strategy = strategy
         self.lora = lora
-        if strategy in SEQUENCE_AXIS:  # both halves in one sequence: share positions (Eq. 11)
-            transformer.rope = SharedRoPE.like(transformer.rope, strategy)
+        transformer.rope = SharedRoPE.like(transformer.rope, strategy)  # both halves share positions (Eq. 11)
         dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
         DomainEmbedding(dim, strategy).attach(transformer)
         transformer.add_adapter(peft_config(lora))

@@ -138,30 +138,55 @@ def batch_loss(
     condition = fuse(batch["cond_rgb"], batch["cond_xyz"], strategy)
     h, w = batch["rgb"].shape[-2:]
     mask = guided_mask(num_frames, h, w, strategy).to(x1.device)  # (1, 4, f, h, 2w), Eq. 10
-    mask = mask.expand(x1.shape[0] if strategy != "batch" else x1.shape[0] // 2, -1, -1, -1, -1)
+    mask = mask.expand(x1.shape[0], -1, -1, -1, -1)
     x_t = interpolate(noise, x1, t)
     u = model(x_t, t, mask, condition, batch["text"], batch["image"])
     return flow_matching_loss(u, noise, x1)
 
 
+def step_draws(data: LatentCache, config: Config, step: int, strategy: str):
+    """Step k's random draws for the whole global batch: clip indices, noise x0, times t.
+
+    Drawn for the global batch at once, so they do not depend on how the batch is split into
+    micro-batches or across processes.
+    """
+    generator = step_generator(config.train.seed, step)
+    batch_size = config.train.batch_size
+    indices = torch.randint(len(data), (batch_size,), generator=generator)
+    one = data.batch([0])
+    sample_shape = fuse(one["rgb"], one["xyz"], strategy).shape[1:]  # (z, f, h, w') of one fused sample
+    noise = torch.randn((batch_size, *sample_shape), generator=generator)
+    t = sample_time(batch_size, generator)
+    return indices, noise, t
+
+
 def training_step(
-    model: FourDNeX, data: LatentCache, config: Config, step: int, device: torch.device
+    model: FourDNeX,
+    data: LatentCache,
+    config: Config,
+    step: int,
+    device: torch.device,
+    rank: int = 0,
+    world: int = 1,
 ) -> torch.Tensor:
-    """Accumulate gradients of one global batch; returns its mean loss (no optimizer step)."""
+    """Accumulate gradients of this process's share of one global batch; return its loss share.
+
+    Samples rank, rank + world, … of the global batch are this process's; each micro-batch's
+    loss is weighted by its share of the global batch, so summing the gradients (and returned
+    losses) over processes gives exactly the global-batch mean.
+    """
     train = config.train
-    generator = step_generator(train.seed, step)
-    indices = torch.randint(len(data), (train.batch_size,), generator=generator).tolist()
+    indices, noise, t = step_draws(data, config, step, model.strategy)
+    mine = list(range(rank, train.batch_size, world))
     total = torch.zeros(())
-    for start in range(0, train.batch_size, train.micro_batch_size):
-        batch = {
-            k: v.to(device) for k, v in data.batch(indices[start : start + train.micro_batch_size]).items()
-        }
-        shape = fuse(batch["rgb"], batch["xyz"], model.strategy).shape
-        noise = torch.randn(shape, generator=generator).to(device)
-        t = sample_time(shape[0], generator).to(device)
+    for start in range(0, len(mine), train.micro_batch_size):
+        chunk = mine[start : start + train.micro_batch_size]
+        batch = {k: v.to(device) for k, v in data.batch(indices[chunk].tolist()).items()}
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=train.bf16):
-            loss = batch_loss(model, batch, config.data.num_frames, noise, t)
-        share = len(batch["rgb"]) / train.batch_size
+            loss = batch_loss(
+                model, batch, config.data.num_frames, noise[chunk].to(device), t[chunk].to(device)
+            )
+        share = len(chunk) / train.batch_size
         (loss * share).backward()
         total += loss.detach().cpu() * share
     return total

@@ -11,6 +11,7 @@ from functools import cache
 
 import pytest
 import torch
+from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from hypothesis import given
 from hypothesis import strategies as st
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -227,12 +228,19 @@ def test_flop_formulas_equal_torch_flop_counter_on_a_small_dit(strategy, checkpo
 
 
 def test_batch_fusion_flops_equal_torch_flop_counter_for_two_sequences():
+    """Batch fusion runs the RGB and XYZ latents as two sequences through the same DiT (with LoRA)."""
     config = small_config('model.fusion="batch"')
     tokens = count_tokens(config)
     flops = count_flops(config, tokens)
-    model = build_model(config, tokens.latent[0]).train()
+    transformer = build_model(small_config('model.fusion="width"'), tokens.latent[0]).transformer.train()
+    transformer.rope = WanRotaryPosEmbed(
+        config.model.attention_head_dim, (1, 2, 2), config.model.rope_max_seq_len
+    )
+    x_t, t, mask, condition, text, image = model_inputs(config)
+    hidden = torch.cat([x_t, mask, condition], dim=1)  # (2, 2z + 4, f, h, w): two sequences
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as forward:
-        model(*model_inputs(config))
+        transformer(hidden, 1000 * t, text, encoder_hidden_states_image=image)
+    assert tokens.sequences == 2
     assert forward.get_total_flops() == tokens.sequences * flops.forward
 
 
