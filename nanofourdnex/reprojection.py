@@ -1,0 +1,667 @@
+"""Camera and depth recovery from XYZ maps: the post-optimisation of §4.3, Eq. 12-13.
+
+    min_{R,t,K,d}  Σ_{i,j} ‖q̃_{i,j} − q̂_{i,j}‖²                                         (12)
+    q̃_{i,j} = [R | t]⁻¹ K⁻¹ (d_{i,j} · [u, v, 1]ᵀ)                                       (13)
+
+q̂ is the generated XYZ map (world coordinates) and q̃ the back-projection of the depth d.
+
+Why it is cheap. Write P = R·q̂ + t (the generated point in camera coordinates) and
+r = K⁻¹[u, v, 1]ᵀ (the pixel's ray, r_z = 1). A rotation keeps lengths, so each term of
+Eq. 12 equals ‖d·r − P‖²: a 1-D least-squares problem in d with the closed form
+
+    d* = rᵀP / ‖r‖²,        e = P − d*·r     (P's offset from the pixel ray, the object-space error).
+
+Eliminating d leaves 6 pose unknowns per frame and one focal length for the clip:
+
+1. sample: drop non-finite and zero-confidence pixels, keep every s-th row and column;
+2. initialise: a normalised DLT (Hartley) per frame gives a projection matrix λ·K·[R | t], hence
+   f from its row norms (median over frames when shared) and the nearest rotation with the
+   points in front; a frame whose points lie on a plane gets its pose from a homography instead.
+   With a robust loss the DLT is weighted by a least-quantile-of-squares search over random
+   minimal samples first, so that outliers do not steer the start;
+3. refine: damped Gauss-Newton (Levenberg-Marquardt) on Σ w·‖e‖² over (rotation, translation)
+   per frame and log f, with IRLS weights w (Geman-McClure by default, Cauchy or none on request)
+   from a per-frame robust scale; the shared focal is eliminated with a Schur complement, so a
+   step solves T systems of size 6 and one scalar equation;
+4. dense: d* and ‖e‖ for every pixel in one pass; ‖e‖ is the pixel's Eq. 12 residual and
+   doubles as an inlier map.
+
+Conventions (stated here once for the whole project):
+- xyz is (T, H, W, 3), world coordinates. Pixel (u, v) = (column j, row i) at integer indices;
+  the paper's [i, j, 1] is read as this usual homogeneous pixel [u, v, 1], column first.
+- Camera frame as in OpenCV: x right, y down, z forward; depth is z (> 0 in front).
+- R, t are world-to-camera, X_cam = R·X + t; Eq. 13 inverts them; the camera centre is −Rᵀt.
+- K = [[f, 0, c_x], [0, f, c_y], [0, 0, 1]]: square pixels and the principal point at the
+  grid centre (c_x, c_y) = ((W − 1)/2, (H − 1)/2).
+- Non-finite xyz pixels are ignored by the fit; their depth and residual are not finite either.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+LOSSES = ("geman-mcclure", "cauchy", "squared")
+ROBUST_C = 2.3849  # scale c of the robust losses in units of σ (Cauchy's 95 % efficiency constant)
+RAYLEIGH_MEDIAN = 1.1774  # median of ‖e‖/σ when e is 2-D Gaussian (√(2 ln 2)); e ⟂ the ray is 2-D
+COLLINEAR = 1e-6  # √(λ_mid/λ_max) below which a frame's points lie on a line
+PLANAR = 0.03  # √(λ_min/λ_max) of a frame's point scatter below which it counts as a plane
+MIN_POINTS = 6  # the DLT has 11 unknowns and each point gives 2 equations
+SAMPLES_PER_FRAME = 5000  # automatic stride: at most about this many sampled pixels per frame
+MAX_ITERATIONS = 40
+TOLERANCE = 1e-10  # stop when no update moves by more (radians, normalised world units, log f)
+HYPOTHESES = 256  # robust start: P(no outlier-free 6-point set | 40 % outliers) = (1 − 0.6⁶)²⁵⁶ < 1e-5
+TEST_POINTS = 64  # points that score each hypothesis
+QUANTILE = 1 / 3  # the score is this quantile of the pixel errors: safe up to 2/3 outliers
+
+
+@dataclass(frozen=True)
+class CameraRecovery:
+    """Cameras and depth recovered from a (T, H, W, 3) XYZ video (float64 cameras)."""
+
+    R: np.ndarray  # (T, 3, 3) world-to-camera rotations
+    t: np.ndarray  # (T, 3) world-to-camera translations: X_cam = R·X + t
+    K: np.ndarray  # (3, 3) shared intrinsics, or (T, 3, 3) with a focal per frame
+    depth: np.ndarray  # (T, H, W) z-depth d*, the input's float dtype
+    residual: np.ndarray  # (T, H, W) object-space error ‖q̃ − q̂‖ per pixel (Eq. 12)
+    iterations: int  # Gauss-Newton steps taken (rejected damped steps included)
+    converged: bool  # False: MAX_ITERATIONS ran out first, the cameras may be off
+
+    @property
+    def focal(self) -> np.ndarray:
+        """f in pixels: a scalar array when shared, (T,) otherwise."""
+        return self.K[..., 0, 0]
+
+    @property
+    def centers(self) -> np.ndarray:
+        """(T, 3) camera centres in world coordinates, C = −Rᵀt."""
+        return -np.einsum("tji,tj->ti", self.R, self.t)
+
+    def camera_to_world(self) -> np.ndarray:
+        """(T, 4, 4) camera-to-world matrices [Rᵀ | −Rᵀt; 0 0 0 1]."""
+        pose = np.tile(np.eye(4), (len(self.R), 1, 1))
+        pose[:, :3, :3] = self.R.transpose(0, 2, 1)
+        pose[:, :3, 3] = self.centers
+        return pose
+
+
+def intrinsics(focal: float | np.ndarray, height: int, width: int) -> np.ndarray:
+    """K with square pixels and the principal point at the grid centre: (3, 3), or (T, 3, 3) for (T,) focals."""
+    focal = np.asarray(focal, dtype=np.float64)
+    K = np.zeros((*focal.shape, 3, 3))
+    K[..., 0, 0] = K[..., 1, 1] = focal
+    K[..., 0, 2] = (width - 1) / 2
+    K[..., 1, 2] = (height - 1) / 2
+    K[..., 2, 2] = 1.0
+    return K
+
+
+def backproject(depth: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Eq. 13: q̃ = Rᵀ(d·K⁻¹[u, v, 1]ᵀ − t) for depth (T, H, W); returns (T, H, W, 3) world points."""
+    depth = np.asarray(depth)
+    if depth.ndim != 3:
+        raise ValueError(f"depth must be (T, H, W), got {depth.shape}")
+    frames, height, width = depth.shape
+    K, R, t = _check_cameras(K, R, t, frames)
+    v, u = np.mgrid[0:height, 0:width]
+    pixels = np.stack([u, v, np.ones_like(u)], axis=-1).astype(np.float64)  # (H, W, 3) = [u, v, 1]
+    rays = np.einsum("tij,hwj->thwi", np.linalg.inv(K), pixels)  # K⁻¹[u, v, 1]ᵀ
+    camera = depth[..., None] * rays - t[:, None, None, :]  # d·K⁻¹[u, v, 1]ᵀ − t
+    return np.einsum("tji,thwj->thwi", R, camera)  # Rᵀ(...)
+
+
+def depth_from_xyz(
+    xyz: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 4: the Eq. 12 minimiser d* = rᵀP/‖r‖² and the residual ‖P − d*·r‖ for every pixel.
+
+    xyz (T, H, W, 3); returns depth and residual, both (T, H, W) in xyz's float dtype.
+    """
+    xyz = _as_float_array(xyz)
+    frames, height, width, _ = xyz.shape
+    K, R, t = _check_cameras(K, R, t, frames)
+    R, t = R.astype(xyz.dtype), t.astype(xyz.dtype)
+    depth = np.empty(xyz.shape[:3], dtype=xyz.dtype)
+    residual = np.empty_like(depth)
+    # One frame at a time keeps every temporary in cache; each line is whole-image array maths.
+    for k in range(frames):
+        f, cx, cy = K[k, 0, 0], K[k, 0, 2], K[k, 1, 2]
+        rx = ((np.arange(width) - cx) / f).astype(xyz.dtype)  # (W,) ray r = (r_x, r_y, 1)
+        ry = ((np.arange(height) - cy) / f).astype(xyz.dtype)[:, None]  # (H, 1)
+        inv_q = 1 / (rx * rx + ry * ry + 1)  # 1/‖r‖²
+        px = xyz[k] @ R[k, 0] + t[k, 0]  # P = R·q̂ + t, one component at a time
+        py = xyz[k] @ R[k, 1] + t[k, 1]
+        pz = xyz[k] @ R[k, 2] + t[k, 2]
+        d = (rx * px + ry * py + pz) * inv_q  # d* = rᵀP / ‖r‖²
+        depth[k] = d
+        residual[k] = np.sqrt((px - d * rx) ** 2 + (py - d * ry) ** 2 + (pz - d) ** 2)  # ‖P − d*·r‖
+    return depth, residual
+
+
+def recover_cameras(
+    xyz: np.ndarray | torch.Tensor,
+    confidence: np.ndarray | torch.Tensor | None = None,
+    *,
+    shared_focal: bool = True,
+    loss: str = "geman-mcclure",
+    stride: int | None = None,
+) -> CameraRecovery:
+    """Eq. 12-13: cameras (R, t, K) and depth d that best explain an XYZ video.
+
+    xyz: (T, H, W, 3) world points, numpy or torch; non-finite pixels are ignored.
+    confidence: optional (T, H, W) non-negative weights; a zero weight removes the pixel.
+    shared_focal: one focal for the clip (the paper's single K) or one per frame.
+    loss: "geman-mcclure" (default) or "cauchy" for IRLS robust weights, "squared" for plain least squares.
+    stride: pixel sampling step of the pose fit; None keeps at most about 5000 pixels per frame.
+    Raises ValueError for input that does not determine the cameras.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if stride is not None and stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    xyz = _as_float_array(xyz)
+    frames, height, width, _ = xyz.shape
+    step = stride or int(np.ceil(np.sqrt(height * width / SAMPLES_PER_FRAME)))
+    sample = (slice(None), slice(step // 2, None, step), slice(step // 2, None, step))
+    # Step 1: sampled points X (T, N, 3), their pixels x (N, 2) relative to the principal point, weights w.
+    points = xyz[sample].reshape(frames, -1, 3).astype(np.float64)
+    weight = np.isfinite(points).all(-1).astype(np.float64)
+    if confidence is not None:
+        confidence = _as_float_array(confidence, expected=(frames, height, width))
+        if not (np.isfinite(confidence).all() and (confidence >= 0).all()):
+            raise ValueError("confidence must be finite and >= 0")
+        weight *= confidence[sample].reshape(frames, -1)
+    points[weight == 0] = 0.0
+    v, u = np.mgrid[0:height, 0:width][(slice(None), *sample[1:])]
+    pixels = np.stack([u - (width - 1) / 2, v - (height - 1) / 2], axis=-1).reshape(-1, 2).astype(np.float64)
+    _check_support(weight)
+    # Normalise the world once (centroid, mean distance 1) so tolerances mean the same for any scene.
+    center = (weight[..., None] * points).sum((0, 1)) / weight.sum()
+    spread = (weight * np.linalg.norm(points - center, axis=-1)).sum() / weight.sum()
+    if spread == 0:
+        raise ValueError("all valid xyz points are equal; cameras are not determined")
+    points = np.where(weight[..., None] > 0, (points - center) / spread, 0.0)
+    # Steps 2-3.
+    R, t, focal = _initialise(points, pixels, weight, shared_focal, loss)
+    # float32 input carries about 7 digits: smaller steps would only chase its rounding.
+    tolerance = max(TOLERANCE, 10 * float(np.finfo(xyz.dtype).eps))
+    R, t, focal, iterations, converged = _refine(
+        points, pixels, weight, R, t, focal, shared_focal, loss, tolerance
+    )
+    # A focal outside [size/1000, 1000·size], size = max(H, W) (a field of view above 179.7° or below
+    # 0.06°), is a fit that ran away, e.g. from a start spoilt by too few or too many bad pixels.
+    size = max(height, width)
+    if not (
+        np.isfinite(R).all() and np.isfinite(t).all() and ((focal > size / 1e3) & (focal < size * 1e3)).all()
+    ):
+        raise ValueError(
+            f"the camera fit diverged (focal {focal.min():.3g}-{focal.max():.3g} px for a {height}×{width} "
+            f"image, loss {loss!r}); the valid pixels are too few or too contaminated to fix the cameras"
+        )
+    t = spread * t - R @ center  # back to world units: X_cam = R·X + t
+    K = intrinsics(focal[0] if shared_focal else focal, height, width)
+    # Step 4.
+    depth, residual = depth_from_xyz(xyz, K, R, t)
+    return CameraRecovery(
+        R=R, t=t, K=K, depth=depth, residual=residual, iterations=iterations, converged=bool(converged)
+    )
+
+
+def _as_float_array(array: np.ndarray | torch.Tensor, expected: tuple[int, ...] | None = None) -> np.ndarray:
+    """numpy float32/float64 view of a numpy or torch array, checked to be (T, H, W, 3) or `expected`."""
+    if isinstance(array, torch.Tensor):
+        array = array.detach().cpu()
+        array = array.double() if array.dtype == torch.float64 else array.float()
+        array = array.numpy()
+    array = np.asarray(array)
+    array = array if array.dtype in (np.float32, np.float64) else array.astype(np.float32)
+    if expected is None:
+        if array.ndim != 4 or array.shape[-1] != 3 or min(array.shape[1:3]) < 2:
+            raise ValueError(f"xyz must be (T, H, W, 3) with H, W >= 2, got {array.shape}")
+    elif array.shape != expected:
+        raise ValueError(f"confidence must be (T, H, W) = {expected}, got {array.shape}")
+    return array
+
+
+def _check_cameras(
+    K: np.ndarray, R: np.ndarray, t: np.ndarray, frames: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cameras as float64 (T, 3, 3), (T, 3, 3), (T, 3); a single K is shared by all frames."""
+    K, R, t = (np.asarray(a, dtype=np.float64) for a in (K, R, t))
+    if K.shape == (3, 3):
+        K = np.broadcast_to(K, (frames, 3, 3))
+    if K.shape != (frames, 3, 3) or R.shape != (frames, 3, 3) or t.shape != (frames, 3):
+        raise ValueError(
+            f"cameras must be K (3, 3) or (T, 3, 3), R (T, 3, 3), t (T, 3) with T = {frames}, "
+            f"got K {K.shape}, R {R.shape}, t {t.shape}"
+        )
+    return K, R, t
+
+
+def _check_support(weight: np.ndarray) -> None:
+    """Every frame needs MIN_POINTS sampled pixels with positive weight."""
+    counts = (weight > 0).sum(1)
+    if counts.sum() == 0:
+        raise ValueError("xyz has no finite pixel with positive confidence")
+    short = np.flatnonzero(counts < MIN_POINTS)
+    if len(short):
+        raise ValueError(
+            f"frame {short[0]} has {counts[short[0]]} valid sampled pixels, at least {MIN_POINTS} are "
+            "needed; use a smaller stride or fewer invalid pixels"
+        )
+
+
+def _weighted_frame(points: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame weighted centroid (T, D) and scatter matrix (T, D, D) of points (T, N, D)."""
+    total = weight.sum(1)
+    centroid = (weight[:, None] @ points)[:, 0] / total[:, None]
+    offsets = points - centroid[:, None]
+    scatter = (offsets * weight[..., None]).transpose(0, 2, 1) @ offsets / total[:, None, None]
+    return centroid, scatter
+
+
+def _hartley(points: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(T, D+1, D+1) similarity moving each frame's points to centroid 0 and mean distance √D."""
+    dim = points.shape[-1]
+    centroid = (weight[:, None] @ points)[:, 0] / weight.sum(1)[:, None]
+    distance = np.linalg.norm(points - centroid[:, None], axis=-1)
+    mean_distance = (weight * distance).sum(1) / weight.sum(1)
+    scale = np.sqrt(dim) / np.where(mean_distance > 0, mean_distance, 1.0)  # 1: coincident points
+    normaliser = np.zeros((len(points), dim + 1, dim + 1))
+    normaliser[:, :dim, :dim] = scale[:, None, None] * np.eye(dim)
+    normaliser[:, :dim, dim] = -scale[:, None] * centroid
+    normaliser[:, dim, dim] = 1.0
+    return normaliser
+
+
+def _homogeneous(points: np.ndarray) -> np.ndarray:
+    return np.concatenate([points, np.ones((*points.shape[:-1], 1))], axis=-1)
+
+
+def _normalise(
+    pixels: np.ndarray, points: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hartley-normalised homogeneous pixels x̃ (T, N, 3) and points X̃ (T, N, D+1), and both similarities."""
+    pixels = np.broadcast_to(pixels, (*points.shape[:2], 2))
+    norm_x, norm_X = _hartley(pixels, weight), _hartley(points, weight)
+    x = _homogeneous(pixels) @ norm_x.transpose(0, 2, 1)
+    X = _homogeneous(points) @ norm_X.transpose(0, 2, 1)
+    return x, X, norm_x, norm_X
+
+
+def _solve_dlt(x: np.ndarray, X: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """DLT in normalised coordinates: the (S, 3, D+1) matrix m with x̃ ∝ m·X̃ for S point sets (S, N, ·).
+
+    Each point adds the rows m₁·X̃ − a·(m₃·X̃) = 0 and m₂·X̃ − b·(m₃·X̃) = 0, x̃ = (a, b, 1), so
+        AᵀWA = [[G, 0, −G_a], [0, G, −G_b], [−G_a, −G_b, G_{a²+b²}]],   G_s = Σ w·s·X̃X̃ᵀ.
+    The last entry of m is fixed to 1 (it is λ times the depth of the points' centroid, never 0 for
+    points in front) and the rest solves the normal equations.
+    """
+    sets, _, cols = X.shape
+    a, b = x[..., 0], x[..., 1]
+
+    def moment(scale: np.ndarray) -> np.ndarray:  # G_s, (S, D+1, D+1)
+        return (X * (weight * scale)[..., None]).transpose(0, 2, 1) @ X
+
+    G, Ga, Gb, Gab = moment(np.ones_like(a)), moment(a), moment(b), moment(a * a + b * b)
+    zero = np.zeros_like(G)
+    normal = np.block([[G, zero, -Ga], [zero, G, -Gb], [-Ga, -Gb, Gab]])  # (S, n, n)
+    n = normal.shape[-1]
+    # A 1e-12 ridge keeps a degenerate random sample (repeated points) solvable; it moves a real
+    # solution by about 1e-12, which Gauss-Newton removes.
+    ridge = 1e-12 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(n - 1)
+    m = np.linalg.solve(normal[:, :-1, :-1] + ridge, -normal[:, :-1, -1:])[..., 0]
+    return np.concatenate([m, np.ones((sets, 1))], axis=-1).reshape(sets, 3, cols)
+
+
+def _dlt(pixels: np.ndarray, points: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Normalised DLT per frame: the (T, 3, D+1) matrix M with [x, y, 1] ∝ M·[X, 1] for D-dim points.
+
+    D = 3 gives a camera's projection matrix, D = 2 a plane's homography.
+    """
+    x, X, norm_x, norm_X = _normalise(pixels, points, weight)
+    return np.linalg.inv(norm_x) @ _solve_dlt(x, X, weight) @ norm_X  # undo the normalisation
+
+
+def _nearest_rotation(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rotation nearest to each (T, 3, 3) matrix (SVD, det +1) and its mean singular value."""
+    U, S, Vt = np.linalg.svd(matrix)
+    flip = np.ones((len(matrix), 3))
+    flip[:, 2] = np.sign(np.linalg.det(U @ Vt))
+    return (U * flip[:, None, :]) @ Vt, S.mean(-1)
+
+
+def _in_front(row: np.ndarray, points: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(T,) sign ±1 that makes most weighted points' depth row·[X, 1] positive."""
+    z = points @ row[:, :-1, None] + row[:, -1:, None]  # (T, N, 1)
+    return np.where((weight * np.sign(z[..., 0])).sum(1) >= 0, 1.0, -1.0)
+
+
+def _initialise(
+    points: np.ndarray, pixels: np.ndarray, weight: np.ndarray, shared_focal: bool, loss: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 2: (R, t, f) per frame from a DLT, or from a homography for frames whose points are planar."""
+    frames = len(points)
+    centroid, scatter = _weighted_frame(points, weight)
+    variance, axes = np.linalg.eigh(scatter)  # ascending; axes[..., 0] is the best plane's normal
+    with np.errstate(divide="ignore", invalid="ignore"):
+        collinear = ~(np.sqrt(np.maximum(variance[:, 1], 0) / variance[:, 2]) >= COLLINEAR)  # NaN: all equal
+    if collinear.any():
+        raise ValueError(
+            f"the valid points of frame {np.flatnonzero(collinear)[0]} are collinear or all equal; "
+            "its camera is not determined"
+        )
+    planar = np.sqrt(np.maximum(variance[:, 0], 0) / variance[:, 2]) < PLANAR
+    if planar.all() or (planar.any() and not shared_focal):
+        raise ValueError(
+            f"the points of frame(s) {np.flatnonzero(planar).tolist()} lie on a plane (thickness < "
+            f"{PLANAR} of their extent): without depth parallax the DLT cannot fix a focal length; "
+            + ("use shared_focal=True" if not planar.all() else "at least one frame needs depth variation")
+        )
+    solid = ~planar
+    basis = axes[:, :, ::-1].copy()  # columns e₁, e₂ (in the plane), n
+    basis[:, :, 2] = np.cross(basis[:, :, 0], basis[:, :, 1])  # right-handed, so B is a rotation
+    plane = ((points[planar] - centroid[planar, None]) @ basis[planar])[..., :2]  # (a, b) = Bᵀ(X − c)
+    if loss != "squared":
+        weight = weight.copy()
+        weight[solid] *= _least_quantile_weights(pixels, points[solid], weight[solid], loss)
+        if planar.any():
+            weight[planar] *= _least_quantile_weights(pixels, plane, weight[planar], loss)
+    camera = _dlt(pixels, points[solid], weight[solid])  # λ·diag(f, f, 1)·[R | t]
+    rows = np.linalg.norm(camera[:, :, :3], axis=-1)
+    focal = (rows[:, 0] + rows[:, 1]) / (2 * rows[:, 2])  # ‖m₁‖ = ‖m₂‖ = f·‖m₃‖
+    focal = np.full(frames, np.median(focal)) if shared_focal else focal
+    R, t = np.empty((frames, 3, 3)), np.empty((frames, 3))
+    R[solid], t[solid] = _camera_pose(camera, focal[solid], points[solid], weight[solid])
+    if planar.any():
+        homography = _dlt(pixels, plane, weight[planar])  # λ·diag(f, f, 1)·[r₁ r₂ t']
+        R_plane, t_plane = _homography_pose(homography, focal[planar], plane, weight[planar])
+        R[planar] = R_plane @ basis[planar].transpose(0, 2, 1)  # X_cam = R_plane·Bᵀ(X − c) + t'
+        t[planar] = t_plane - np.einsum("tij,tj->ti", R[planar], centroid[planar])
+    return R, t, focal
+
+
+def _camera_pose(
+    camera: np.ndarray, focal: np.ndarray, points: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(R, t) from projection matrices λ·diag(f, f, 1)·[R | t]: the nearest rotation, points in front."""
+    scaled = camera / np.stack([focal, focal, np.ones_like(focal)], -1)[..., None]  # λ·[R | t]
+    scaled *= _in_front(scaled[:, 2], points, weight)[:, None, None]
+    R, scale = _nearest_rotation(scaled[:, :, :3])
+    return R, scaled[:, :, 3] / scale[:, None]
+
+
+def _homography_pose(
+    homography: np.ndarray, focal: np.ndarray, plane: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(R', t') of the plane's frame from homographies λ·diag(f, f, 1)·[r₁ r₂ t'], with r₃ = r₁ × r₂."""
+    scaled = homography / np.stack([focal, focal, np.ones_like(focal)], -1)[..., None]  # λ·[r₁ r₂ t']
+    scaled *= _in_front(scaled[:, 2], plane, weight)[:, None, None]
+    scale = np.linalg.norm(scaled[:, :, :2], axis=1).mean(-1)  # λ = mean(‖λr₁‖, ‖λr₂‖)
+    r3 = np.cross(scaled[:, :, 0], scaled[:, :, 1]) / scale[:, None]
+    R, _ = _nearest_rotation(np.stack([scaled[:, :, 0], scaled[:, :, 1], r3], axis=-1))
+    return R, scaled[:, :, 2] / scale[:, None]
+
+
+def _transfer_error(matrix: np.ndarray, x: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """‖x − π(M·X)‖ for hypotheses M (T, H, 3, D+1) and homogeneous x (T, N, 3), X (T, N, D+1); (T, H, N)."""
+    frames, count, rows, cols = matrix.shape
+    projected = (matrix.reshape(frames, count * rows, cols) @ X.transpose(0, 2, 1)).reshape(
+        frames, count, rows, -1
+    )  # (T, H, 3, N)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        error = np.hypot(
+            projected[:, :, 0] / projected[:, :, 2] - x[:, None, :, 0],
+            projected[:, :, 1] / projected[:, :, 2] - x[:, None, :, 1],
+        )
+    return np.where(np.isfinite(error), error, np.inf)
+
+
+def _least_quantile_weights(
+    pixels: np.ndarray, points: np.ndarray, weight: np.ndarray, loss: str
+) -> np.ndarray:
+    """Robust weights (T, N) of every point under each frame's least-quantile-of-squares DLT.
+
+    HYPOTHESES random minimal sets per frame (6 points for a camera, 4 for a homography) each give a
+    DLT; the one with the smallest QUANTILE-th transfer error on TEST_POINTS random points wins. All
+    of it runs in each frame's Hartley coordinates, which only rescale the errors. A fixed seed keeps
+    the recovery a deterministic function of its input.
+    """
+    frames, count, dim = points.shape
+    minimal = -(-(3 * (dim + 1) - 1) // 2)  # unknowns of M up to scale, 2 equations per point
+    x, X, _, _ = _normalise(pixels, points, weight)
+    rng = np.random.default_rng(0)
+    order = np.argsort(weight <= 0, axis=1, kind="stable")  # valid points first
+    draws = rng.random((frames, HYPOTHESES * minimal + TEST_POINTS)) * (weight > 0).sum(1, keepdims=True)
+    chosen = np.take_along_axis(order, draws.astype(int), axis=1)
+    frame = np.arange(frames)[:, None]
+    sets = chosen[:, : HYPOTHESES * minimal].reshape(frames, HYPOTHESES * minimal)
+    hypotheses = _solve_dlt(
+        x[frame, sets].reshape(frames * HYPOTHESES, minimal, 3),
+        X[frame, sets].reshape(frames * HYPOTHESES, minimal, dim + 1),
+        np.ones((frames * HYPOTHESES, minimal)),
+    ).reshape(frames, HYPOTHESES, 3, dim + 1)
+    test = chosen[:, HYPOTHESES * minimal :]
+    error = _transfer_error(hypotheses, x[frame, test], X[frame, test])
+    rank = int(QUANTILE * TEST_POINTS)
+    best = np.partition(error, rank, axis=-1)[..., rank].argmin(1)
+    error = _transfer_error(hypotheses[np.arange(frames), best][:, None], x, X)[:, 0]
+    return _robust_loss(error, _residual_scale(error, weight > 0), loss)[1]
+
+
+def _residual_scale(error: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Robust noise scale σ (T,) per frame: median ‖e‖ / 1.1774 over its valid points (e is 2-D)."""
+    ordered = np.sort(np.where(valid, error, np.inf), axis=1)
+    middle = (valid.sum(1) - 1) // 2
+    return np.take_along_axis(ordered, middle[:, None], axis=1)[:, 0] / RAYLEIGH_MEDIAN
+
+
+def _robust_loss(error: np.ndarray, sigma: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
+    """ρ(‖e‖) and its IRLS weight w = ρ'(‖e‖)/‖e‖, with u = ‖e‖/(c·σ) and c = ROBUST_C:
+
+        Geman-McClure  ρ = (cσ)²/2 · u²/(1 + u²),   w = 1/(1 + u²)²
+        Cauchy         ρ = (cσ)²/2 · log(1 + u²),   w = 1/(1 + u²)
+        squared        ρ = ‖e‖²/2,                  w = 1
+
+    An outlier's pull w·‖e‖ falls off as 1/‖e‖³ under Geman-McClure but only as 1/‖e‖ under
+    Cauchy, which is why the former is the default: outliers scattered through the scene are not
+    symmetric about a ray, and their leftover Cauchy pull biases the focal length.
+    """
+    if loss == "squared":
+        return error**2 / 2, np.ones_like(error)
+    scale = ROBUST_C * np.maximum(sigma, 1e-15)[:, None]  # floor: noise-free data keeps w finite
+    u2 = (error / scale) ** 2
+    if loss == "geman-mcclure":
+        return scale**2 / 2 * u2 / (1 + u2), 1 / (1 + u2) ** 2
+    return scale**2 / 2 * np.log1p(u2), 1 / (1 + u2)
+
+
+def _rodrigues(omega: np.ndarray) -> np.ndarray:
+    """exp([ω]ₓ) for (T, 3) rotation vectors: I + sin θ·[k]ₓ + (1 − cos θ)·[k]ₓ²."""
+    theta = np.linalg.norm(omega, axis=-1)[:, None, None]
+    k = omega / np.maximum(theta[:, :, 0], 1e-300)
+    cross = np.zeros((len(omega), 3, 3))
+    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -k[:, 2], k[:, 1], -k[:, 0]
+    cross -= cross.transpose(0, 2, 1)
+    return np.eye(3) + np.sin(theta) * cross + (1 - np.cos(theta)) * cross @ cross
+
+
+@dataclass(frozen=True)
+class _RayFit:
+    """The Eq. 12 residual of the sampled points (T, N) for one camera guess, in the ray's own basis.
+
+    With r = (r_x, r_y, 1) and an orthonormal basis (a₁, a₂) of the plane ⟂ r,
+        a₁ = (1, 0, −r_x)/√(1 + r_x²),   a₂ = r × a₁/‖r‖ = (−r_x r_y, 1 + r_x², −r_y)/√((1 + r_x²)‖r‖²),
+    the residual is e = (a₁ᵀP, a₂ᵀP), so ‖e‖ = ‖P − d*·r‖.
+    """
+
+    P: np.ndarray  # (3, T, N) camera coordinates R·X + t
+    depth: np.ndarray  # (T, N) d* = rᵀP/‖r‖²
+    axes: tuple[tuple[np.ndarray | float, ...], ...]  # (a₁, a₂), each three (T, N) components
+    e: np.ndarray  # (T, 2, N)
+    error: np.ndarray  # (T, N) ‖e‖
+
+    @staticmethod
+    def of(
+        points: np.ndarray, pixels: np.ndarray, R: np.ndarray, t: np.ndarray, focal: np.ndarray
+    ) -> _RayFit:
+        px, py, pz = P = (R @ points.transpose(0, 2, 1) + t[:, :, None]).transpose(1, 0, 2)
+        rx, ry = pixels.T[:, None, :] / focal[:, None]  # r = K⁻¹[u, v, 1]ᵀ
+        q = rx * rx + ry * ry + 1  # ‖r‖²
+        n1, n2 = np.sqrt(1 + rx * rx), np.sqrt((1 + rx * rx) * q)
+        a1 = (1 / n1, 0.0, -rx / n1)
+        a2 = (-rx * ry / n2, (1 + rx * rx) / n2, -ry / n2)
+        e = np.stack([(px - rx * pz) / n1, a2[0] * px + a2[1] * py + a2[2] * pz], axis=1)
+        return _RayFit(P, (rx * px + ry * py + pz) / q, (a1, a2), e, np.sqrt((e * e).sum(1)))
+
+    def jacobian(self) -> np.ndarray:
+        """(T, 7, 2, N): row of e_k = [(P × a_k)ᵀ, a_kᵀ, −d*·a_k,z] for δ = (ω, τ, s = log f).
+
+        With R ← exp([ω]ₓ)·R, t ← exp([ω]ₓ)·t + τ, f ← f·e^δs. The last entry is ∂e_k/∂s without the
+        term that turns a_k against e itself: like Gauss-Newton's dropped second derivatives it
+        vanishes at zero residual, and its share of the gradient is exactly 0.
+        """
+        px, py, pz = self.P
+        J = np.zeros((*self.depth.shape[:1], 7, 2, self.depth.shape[1]))
+        for k, (ax, ay, az) in enumerate(self.axes):
+            J[:, 0, k], J[:, 1, k], J[:, 2, k] = py * az - pz * ay, pz * ax - px * az, px * ay - py * ax
+            J[:, 3, k], J[:, 4, k], J[:, 5, k] = ax, ay, az
+            J[:, 6, k] = -self.depth * az
+        return J
+
+
+def _damped_step(
+    normal: np.ndarray, gradient: np.ndarray, damping: float, shared_focal: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve (JᵀWJ + μ·diag JᵀWJ)·δ = −JᵀWe for (ω, τ) (T, 6) and δs (T,), eliminating δs by Schur.
+
+    Per frame JᵀWJ = [[A, c], [cᵀ, g]] and JᵀWe = [b; h]: (g − cᵀA⁻¹c)·δs = −(h − cᵀA⁻¹b), summed
+    over the frames when f is shared, then δ = −A⁻¹(b + c·δs).
+    """
+    # Marquardt's diagonal plus a 1e-9 floor keeps the damped matrix positive definite.
+    floor = 1e-9 * np.trace(normal, axis1=1, axis2=2)[:, None, None] / 7
+    damped = normal + damping * (normal + floor) * np.eye(7)
+    A, c, g = damped[:, :6, :6], damped[:, :6, 6], damped[:, 6, 6]
+    b, h = gradient[:, :6], gradient[:, 6]
+    solved = np.linalg.solve(A, np.stack([b, c], axis=-1))  # A⁻¹b, A⁻¹c
+    schur = g - (c * solved[..., 1]).sum(-1)
+    rhs = -(h - (c * solved[..., 0]).sum(-1))
+    delta_s = np.full(len(normal), rhs.sum() / schur.sum()) if shared_focal else rhs / schur
+    return -(solved[..., 0] + solved[..., 1] * delta_s[:, None]), delta_s
+
+
+def _refine(
+    points: np.ndarray,
+    pixels: np.ndarray,
+    weight: np.ndarray,
+    R: np.ndarray,
+    t: np.ndarray,
+    focal: np.ndarray,
+    shared_focal: bool,
+    loss: str,
+    tolerance: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]:
+    """Step 3: Gauss-Newton with IRLS weights on Σ w·ρ(‖e‖) over (rotation, translation) per frame and log f.
+
+    Each step re-estimates σ and the weights, then solves the normal equations with Marquardt's
+    damping μ (μ = 0 is Gauss-Newton): μ grows tenfold while a step would raise the robust cost and
+    shrinks tenfold when one lowers it, so every accepted step goes downhill. Converged when a step
+    moves the points by less than the tolerance or 1/1000 of the noise scale σ.
+    """
+    valid = weight > 0
+    frames, count, _ = points.shape
+    damping = 1e-4
+    fit = _RayFit.of(points, pixels, R, t, focal)
+    iterations = 0
+    while iterations < MAX_ITERATIONS:
+        sigma = _residual_scale(fit.error, valid)
+        rho, w = _robust_loss(fit.error, sigma, loss)
+        cost = (weight * rho).sum()
+        root = np.sqrt(weight * w)[:, None, :]
+        Jw = (fit.jacobian() * root[:, None]).reshape(frames, 7, 2 * count)
+        normal = Jw @ Jw.transpose(0, 2, 1)  # JᵀWJ (T, 7, 7)
+        gradient = (Jw @ (fit.e * root).reshape(frames, 2 * count, 1))[..., 0]  # JᵀWe (T, 7)
+        while iterations < MAX_ITERATIONS:
+            iterations += 1
+            delta, delta_s = _damped_step(normal, gradient, damping, shared_focal)
+            moved = max(np.abs(delta).max(), np.abs(delta_s).max())
+            converged = moved < tolerance + 1e-3 * sigma.min()
+            rotation = _rodrigues(delta[:, :3])
+            with np.errstate(over="ignore", invalid="ignore"):  # a wild step is simply rejected
+                candidate = (
+                    rotation @ R,
+                    np.einsum("tij,tj->ti", rotation, t) + delta[:, 3:],
+                    focal * np.exp(delta_s),
+                )
+                trial = _RayFit.of(points, pixels, *candidate)
+                trial_cost = (weight * _robust_loss(trial.error, sigma, loss)[0]).sum()
+            if converged or trial_cost <= cost:
+                R, t, focal = candidate
+                fit, damping = trial, damping / 10
+                break
+            damping *= 10
+        if converged:
+            break
+    return R, t, focal, iterations, converged
+
+
+def load_xyz(path: str | Path) -> np.ndarray:
+    """Read a (T, H, W, 3) XYZ video from the key `xyz` of an .npz file."""
+    path = Path(path)
+    expected = "an .npz archive with key 'xyz' of shape (T, H, W, 3)"
+    if not path.is_file():
+        raise ValueError(f"no XYZ file at {path}; expected {expected}")
+    try:
+        archive = np.load(path)
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable .npz file ({error}); expected {expected}") from error
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is not an .npz archive; expected {expected}")
+    with archive:
+        if "xyz" not in archive.files:
+            raise ValueError(f"{path} has keys {sorted(archive.files)}, expected 'xyz' of shape (T, H, W, 3)")
+        xyz = archive["xyz"]
+    if xyz.ndim != 4 or xyz.shape[-1] != 3:
+        raise ValueError(f"xyz in {path} must be (T, H, W, 3), got {xyz.shape}")
+    if not np.issubdtype(xyz.dtype, np.floating) or not np.isfinite(xyz).any():
+        raise ValueError(f"xyz in {path} has no finite value (dtype {xyz.dtype})")
+    return xyz
+
+
+def save_recovery(result: CameraRecovery, out_dir: str | Path) -> list[Path]:
+    """Write cameras.json, depth.npz (depth, residual) and the figure recovery.png into out_dir."""
+    from .viz import plot_recovery  # matplotlib is imported only when a figure is written
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shared = result.K.ndim == 2
+    cameras = {
+        "convention": (
+            "OpenCV camera (x right, y down, z forward, depth = z); R, t world-to-camera: "
+            "X_cam = R @ X_world + t; camera_to_world = [R^T | -R^T t; 0 0 0 1]; pixel (u, v) = "
+            "(column, row); K = [[f, 0, cx], [0, f, cy], [0, 0, 1]]"
+        ),
+        "image_size": {"height": result.depth.shape[1], "width": result.depth.shape[2]},
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "K": result.K.tolist() if shared else None,
+        "frames": [
+            {
+                "index": k,
+                "R": result.R[k].tolist(),
+                "t": result.t[k].tolist(),
+                "camera_to_world": pose.tolist(),
+                **({} if shared else {"K": result.K[k].tolist()}),
+            }
+            for k, pose in enumerate(result.camera_to_world())
+        ],
+    }
+    paths = [out_dir / "cameras.json", out_dir / "depth.npz", out_dir / "recovery.png"]
+    paths[0].write_text(json.dumps(cameras, indent=1))
+    np.savez_compressed(paths[1], depth=result.depth, residual=result.residual)
+    plot_recovery(result, paths[2])
+    return paths

@@ -1,0 +1,168 @@
+"""Figures: one look for the CLI, the tutorials and the README.
+
+Every figure is drawn on a plain matplotlib `Figure` with the Agg canvas (no pyplot, so no global
+figure state and no display needed) inside `figure()`, which applies the project style and
+writes the PNG. A new figure helper is a function `plot_x(..., path) -> Path` built on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
+
+if TYPE_CHECKING:
+    from .reprojection import CameraRecovery
+
+STYLE = {
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "lines.linewidth": 1.2,
+    "figure.facecolor": "white",
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+}
+TIME_COLORS = "viridis"  # anything ordered in time: frames, training steps
+DEPTH_COLORS = "magma_r"  # depth: near is bright
+DEPTH_FRAMES = 4  # frames in the depth strip of plot_recovery
+TRAJECTORY_ARROWS = 12  # viewing directions drawn along the trajectory
+
+
+@contextmanager
+def figure(path: str | Path, size: tuple[float, float]) -> Iterator[Figure]:
+    """A figure of `size` inches in the project style; saved as a PNG at `path` when the block ends."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=size, layout="constrained")
+        FigureCanvasAgg(fig)
+        yield fig
+        fig.savefig(path)
+
+
+def plot_recovery(result: CameraRecovery, path: str | Path) -> Path:
+    """Camera trajectory (centres and viewing directions) beside a depth strip of a few frames.
+
+    The trajectory is drawn with the world's OpenCV axes turned for reading: x to the right, z
+    (forward) into the page and −y up, so a camera looking along +z with y down appears upright.
+    """
+    path = Path(path)
+    count = len(result.R)
+    shown = np.unique(np.linspace(0, count - 1, min(DEPTH_FRAMES, count)).round().astype(int))
+    arrows = np.unique(np.linspace(0, count - 1, min(TRAJECTORY_ARROWS, count)).round().astype(int))
+    upright = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]])  # (x, y, z) → (x, z, −y)
+    centers = result.centers @ upright.T
+    forward = result.R[:, 2] @ upright.T  # the camera's z axis in world coordinates (third row of R)
+    finite = result.depth[np.isfinite(result.depth)]
+    near, far = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+    # Arrows a tenth of the path's extent or of the typical depth, whichever is longer.
+    typical_depth = float(np.median(np.abs(finite))) if finite.size else 1.0
+    arrow = 0.1 * max(np.ptp(centers, axis=0).max(), typical_depth)
+    with figure(path, (2.8 + 2.0 * len(shown), 2.6)) as fig:
+        grid = fig.add_gridspec(1, 1 + len(shown), width_ratios=[1.4] + [1] * len(shown))
+        ax = fig.add_subplot(grid[0, 0], projection="3d")
+        colors = matplotlib.colormaps[TIME_COLORS](np.linspace(0, 1, count))
+        ax.plot(*centers.T, color="0.6", linewidth=0.8)
+        ax.scatter(*centers.T, c=colors, s=6, depthshade=False)
+        ax.quiver(
+            *centers[arrows].T, *(arrow * forward[arrows]).T, colors=colors[arrows], arrow_length_ratio=0.25
+        )
+        ax.set(xlabel="x", ylabel="z", zlabel="−y", title=f"cameras, frames 0-{count - 1}")
+        ax.set_aspect("equal", adjustable="datalim")
+        for column, k in enumerate(shown, start=1):
+            image = fig.add_subplot(grid[0, column])
+            shading = image.imshow(result.depth[k], cmap=DEPTH_COLORS, vmin=near, vmax=far)
+            image.set(title=f"depth, frame {k}", xticks=[], yticks=[])
+            image.grid(False)
+        fig.colorbar(shading, ax=fig.axes[1:], shrink=0.6, label="depth z")
+    return path
+
+
+PREVIEW_FRAMES = 5  # frames per row of plot_preview
+
+
+def plot_loss_curve(rows: list[dict], path: str | Path) -> Path:
+    """Training and validation loss against step (log scale), from metrics.csv rows.
+
+    `rows` are dicts with "step", "train_loss" and "val_loss" (numbers or the strings csv reads;
+    an empty string means "not measured at this step").
+    """
+    path = Path(path)
+
+    def series(key: str) -> tuple[np.ndarray, np.ndarray]:
+        kept = [(int(r["step"]), float(r[key])) for r in rows if r.get(key) not in ("", None)]
+        return np.array(kept, dtype=float).reshape(-1, 2).T
+
+    with figure(path, (4.5, 2.8)) as fig:
+        ax = fig.add_subplot()
+        for key, label, style in (("train_loss", "train", "-"), ("val_loss", "validation", "o-")):
+            steps, loss = series(key)
+            if len(steps):
+                ax.plot(steps, loss, style, label=label, markersize=3)
+        ax.set(xlabel="step", ylabel="flow-matching loss (Eq. 6)", yscale="log", title="training")
+        ax.legend(frameon=False)
+    return path
+
+
+def plot_preview(
+    rgb: np.ndarray, xyz_rgb: np.ndarray, result: CameraRecovery, novel: np.ndarray, path: str | Path
+) -> Path:
+    """One look at a generated 6D video: rows of RGB, XYZ-as-colour, depth and novel-view frames, and the cameras.
+
+    rgb, xyz_rgb and novel are (T, H, W, 3) uint8 videos (novel may differ in T); result is the
+    recovery from the XYZ video. A few evenly spaced frames are shown per row.
+    """
+    path = Path(path)
+    count = len(rgb)
+    shown = np.unique(np.linspace(0, count - 1, min(PREVIEW_FRAMES, count)).round().astype(int))
+    shown_novel = np.unique(
+        np.linspace(0, len(novel) - 1, min(PREVIEW_FRAMES, len(novel))).round().astype(int)
+    )
+    finite = result.depth[np.isfinite(result.depth)]
+    near, far = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+    aspect = rgb.shape[1] / rgb.shape[2]
+    columns = len(shown)
+    with figure(path, (1.7 * columns + 3.2, 4 * 1.7 * aspect + 0.8)) as fig:
+        grid = fig.add_gridspec(4, columns + 1, width_ratios=[1] * columns + [1.9])
+        rows = (
+            ("RGB", rgb, shown),
+            ("XYZ", xyz_rgb, shown),
+            ("depth", result.depth, shown),
+            ("novel view", novel, shown_novel),
+        )
+        for r, (name, video, frames) in enumerate(rows):
+            for c, k in enumerate(frames):
+                ax = fig.add_subplot(grid[r, c])
+                if name == "depth":
+                    ax.imshow(video[k], cmap=DEPTH_COLORS, vmin=near, vmax=far)
+                else:
+                    ax.imshow(video[k])
+                ax.set(xticks=[], yticks=[])
+                ax.grid(False)
+                if r == 0 or name == "novel view":
+                    ax.set_title(f"frame {k}", fontsize=7)
+                if c == 0:
+                    ax.set_ylabel(name)
+        upright = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]])  # (x, y, z) → (x, z, −y), as in plot_recovery
+        centers = result.centers @ upright.T
+        ax = fig.add_subplot(grid[:, columns], projection="3d")
+        ax.plot(*centers.T, color="0.6", linewidth=0.8)
+        ax.scatter(*centers.T, c=np.arange(len(centers)), cmap=TIME_COLORS, s=8, depthshade=False)
+        ax.set(
+            xlabel="x",
+            ylabel="z",
+            zlabel="−y",
+            title=f"recovered cameras (f = {float(np.mean(result.focal)):.1f} px)",
+        )
+    return path

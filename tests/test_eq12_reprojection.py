@@ -1,0 +1,370 @@
+"""Eq. 12-13, camera and depth recovery from XYZ maps (post-optimisation). Spec: specs/eq12_post_optimization.md
+
+Test scenes are exact: a depth map d per frame and cameras (K, R, t), back-projected by Eq. 13 to
+the world points X = Rᵀ(d·K⁻¹[u, v, 1]ᵀ − t) of every pixel, in float64. Recovery must give the
+cameras and depth back; noisy variants add Gaussian noise and outliers to X.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.spatial.transform import Rotation
+
+from nanofourdnex.render import load_trajectory_json
+from nanofourdnex.reprojection import (
+    CameraRecovery,
+    backproject,
+    depth_from_xyz,
+    intrinsics,
+    load_xyz,
+    recover_cameras,
+    save_recovery,
+)
+from tests.strategies import seeds
+
+pytestmark = pytest.mark.eq12
+
+
+@dataclass
+class Scene:
+    xyz: np.ndarray  # (T, H, W, 3) world points
+    depth: np.ndarray  # (T, H, W)
+    K: np.ndarray  # (3, 3), or (T, 3, 3) with a focal per frame
+    R: np.ndarray  # (T, 3, 3) world-to-camera
+    t: np.ndarray  # (T, 3)
+
+
+def make_scene(
+    seed: int, frames: int = 3, height: int = 12, width: int = 16, zoom: bool = False, plane: bool = False
+) -> Scene:
+    """Random cameras anywhere in the world, each looking at a bumpy surface 2-6 units away.
+
+    zoom gives each frame its own focal length; plane makes frame 0 a tilted plane n·X_cam = 1.
+    """
+    rng = np.random.default_rng(seed)
+    focal = rng.uniform(0.6, 2.0, frames if zoom else ()) * max(height, width)
+    K = intrinsics(focal, height, width)
+    R = Rotation.random(frames, random_state=rng).as_matrix()
+    t = -np.einsum("tij,tj->ti", R, rng.normal(0, 3, (frames, 3)))  # centres C ~ N(0, 3²): t = −R·C
+    v, u = np.mgrid[0:height, 0:width] / np.array([height - 1, width - 1])[:, None, None]
+    depth = np.empty((frames, height, width))
+    for k in range(frames):
+        waves = rng.uniform(2, 6, (2, 2)), rng.uniform(0, 2 * np.pi, 2)
+        bumps = sum(np.cos(a * u + b * v + phase) for (a, b), phase in zip(waves[0], waves[1], strict=True))
+        bumps -= bumps.mean()
+        depth[k] = rng.uniform(2, 6) * (1 + 0.35 * bumps / np.abs(bumps).max())  # relief ±35 %
+    if plane:
+        Kk = K[0] if zoom else K
+        rays = np.linalg.inv(Kk) @ np.stack([u * (width - 1), v * (height - 1), np.ones_like(u)]).reshape(
+            3, -1
+        )
+        normal = np.array([0.2, -0.3, 1.0]) / rng.uniform(2, 6)  # plane n·X_cam = 1, tilted
+        depth[0] = (1 / (normal @ rays)).reshape(height, width)
+    return Scene(backproject(depth, K, R, t), depth, K, R, t)
+
+
+def rotation_error(R1: np.ndarray, R2: np.ndarray) -> np.ndarray:
+    """Angle (radians) of R1·R2ᵀ per frame, from the chord ‖R1 − R2‖_F = 2√2·sin(θ/2) (exact near 0)."""
+    chord = np.linalg.norm(R1 - R2, axis=(-2, -1))
+    return 2 * np.arcsin(np.clip(chord / (2 * np.sqrt(2)), 0, 1))
+
+
+def corrupt(scene: Scene, seed: int, noise: float, outliers: float) -> tuple[np.ndarray, np.ndarray]:
+    """XYZ with Gaussian noise of σ = noise·depth per point and a fraction of uniform outliers in the scene's box."""
+    rng = np.random.default_rng(seed)
+    xyz = scene.xyz + noise * scene.depth[..., None] * rng.standard_normal(scene.xyz.shape)
+    wrong = rng.random(scene.depth.shape) < outliers
+    box = scene.xyz.reshape(-1, 3)
+    xyz[wrong] = rng.uniform(box.min(0), box.max(0), (wrong.sum(), 3))
+    return xyz, wrong
+
+
+# Eq. 13 and the closed-form depth.
+
+
+def test_backproject_matches_hand_computed_eq13():
+    # f = 2, (c_x, c_y) = (1, 0.5) for H = 2, W = 3; R = 90° about z; t = (1, 2, 3).
+    K = intrinsics(2.0, 2, 3)
+    R = np.array([[[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]])
+    t = np.array([[1.0, 2, 3]])
+    depth = np.full((1, 2, 3), 2.0)
+    depth[0, 1, 2] = 4.0
+    X = backproject(depth, K, R, t)
+    # (u, v) = (2, 1), d = 4: K⁻¹[u, v, 1] = (0.5, 0.25, 1); ×4 − t = (1, −1, 1); Rᵀ(1, −1, 1) = (−1, −1, 1).
+    np.testing.assert_allclose(X[0, 1, 2], [-1.0, -1.0, 1.0], atol=1e-15)
+    # (u, v) = (0, 0), d = 2: (−0.5, −0.25, 1)·2 − t = (−2, −2.5, −1); Rᵀ(...) = (−2.5, 2, −1).
+    np.testing.assert_allclose(X[0, 0, 0], [-2.5, 2.0, -1.0], atol=1e-15)
+
+
+@given(seeds)
+def test_depth_is_the_camera_z_and_inverts_backprojection(seed):
+    scene = make_scene(seed)
+    camera = np.einsum("tij,thwj->thwi", scene.R, scene.xyz) + scene.t[:, None, None]  # R·X + t
+    depth, residual = depth_from_xyz(scene.xyz, scene.K, scene.R, scene.t)
+    np.testing.assert_allclose(camera[..., 2], scene.depth, rtol=1e-12)
+    np.testing.assert_allclose(depth, scene.depth, rtol=1e-12)
+    assert residual.max() < 1e-12 * scene.depth.max()
+
+
+@given(seeds)
+def test_closed_form_depth_minimises_eq12_for_each_pixel(seed):
+    scene = make_scene(seed, frames=1)
+    xyz, _ = corrupt(scene, seed, noise=0.05, outliers=0.2)
+
+    def error(depth: np.ndarray) -> np.ndarray:  # ‖q̃ − q̂‖ per pixel
+        return np.linalg.norm(backproject(depth, scene.K, scene.R, scene.t) - xyz, axis=-1)
+
+    depth, residual = depth_from_xyz(xyz, scene.K, scene.R, scene.t)
+    np.testing.assert_allclose(residual, error(depth), rtol=1e-9, atol=1e-12)
+    for step in (-1e-3, 1e-3):
+        assert (error(depth + step) > residual).all()
+
+
+# Recovery: exact on noise-free data.
+
+
+@given(seeds, st.integers(1, 3))
+def test_random_cameras_and_scenes_are_recovered_exactly(seed, frames):
+    scene = make_scene(seed, frames)
+    result = recover_cameras(scene.xyz)
+    assert result.converged and result.K.shape == (3, 3)
+    assert rotation_error(result.R, scene.R).max() < 1e-9
+    np.testing.assert_allclose(result.K, scene.K, rtol=1e-9)
+    np.testing.assert_allclose(result.t, scene.t, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(result.depth, scene.depth, rtol=1e-9)
+    assert result.residual.max() < 1e-9
+
+
+@given(seeds)
+def test_backproject_of_the_recovery_reproduces_xyz(seed):
+    scene = make_scene(seed)
+    result = recover_cameras(scene.xyz)
+    np.testing.assert_allclose(backproject(result.depth, result.K, result.R, result.t), scene.xyz, atol=1e-9)
+
+
+@given(seeds)
+def test_a_focal_per_frame_is_recovered_exactly(seed):
+    scene = make_scene(seed, frames=3, zoom=True)
+    result = recover_cameras(scene.xyz, shared_focal=False)
+    assert result.K.shape == (3, 3, 3)
+    np.testing.assert_allclose(result.K, scene.K, rtol=1e-9)
+    assert rotation_error(result.R, scene.R).max() < 1e-9
+
+
+@given(seeds)
+def test_a_planar_frame_is_recovered_exactly_with_a_shared_focal(seed):
+    scene = make_scene(seed, frames=3, plane=True)
+    result = recover_cameras(scene.xyz)
+    assert rotation_error(result.R, scene.R).max() < 1e-9
+    np.testing.assert_allclose(result.K, scene.K, rtol=1e-9)
+    np.testing.assert_allclose(result.depth, scene.depth, rtol=1e-9)
+
+
+def test_float32_input_gives_float32_depth_accurate_to_its_precision():
+    scene = make_scene(3, frames=2, height=24, width=32)
+    result = recover_cameras(scene.xyz.astype(np.float32))
+    assert result.depth.dtype == np.float32 and result.residual.dtype == np.float32
+    assert result.R.dtype == np.float64
+    assert rotation_error(result.R, scene.R).max() < 1e-5
+    np.testing.assert_allclose(result.K, scene.K, rtol=1e-5)
+    np.testing.assert_allclose(result.depth, scene.depth, rtol=1e-4)
+
+
+@given(seeds)
+def test_torch_input_gives_the_numpy_result(seed):
+    scene = make_scene(seed, frames=2)
+    confidence = np.random.default_rng(seed).uniform(0.5, 2.0, scene.depth.shape)
+    expected = recover_cameras(scene.xyz, confidence)
+    result = recover_cameras(torch.from_numpy(scene.xyz), torch.from_numpy(confidence))
+    for name in ("R", "t", "K", "depth", "residual"):
+        np.testing.assert_array_equal(getattr(result, name), getattr(expected, name))
+
+
+# Recovery: invariances.
+
+
+@given(seeds, st.floats(0.1, 10), seeds)
+def test_cameras_move_with_a_similarity_of_the_world(seed, scale, motion_seed):
+    # X' = s·Q·X + b  ⇒  R' = R·Qᵀ, t' = s·t − R'·b, K' = K, d' = s·d.
+    scene = make_scene(seed)
+    xyz, _ = corrupt(scene, seed, noise=0.01, outliers=0.2)  # noisy, so the fit itself must be covariant
+    rng = np.random.default_rng(motion_seed)
+    Q, b = Rotation.random(random_state=rng).as_matrix(), rng.normal(0, 10, 3)
+    before = recover_cameras(xyz)
+    after = recover_cameras(scale * xyz @ Q.T + b)
+    # Rounding differs between the two runs, and a noisy fit stops once its steps fall below 1/1000
+    # of the noise, so the two agree to about 1e-6 of the scene, not to rounding.
+    size = scale * np.abs(before.depth).max()
+    assert rotation_error(after.R, before.R @ Q.T).max() < 1e-6
+    np.testing.assert_allclose(after.t, scale * before.t - after.R @ b, atol=1e-6 * size)
+    np.testing.assert_allclose(after.K, before.K, rtol=1e-6)
+    np.testing.assert_allclose(after.depth, scale * before.depth, atol=1e-6 * size)
+
+
+def outcome(xyz: np.ndarray, confidence: np.ndarray) -> CameraRecovery | str:
+    """The recovery, or the message of the ValueError that refused it."""
+    try:
+        return recover_cameras(xyz, confidence)
+    except ValueError as error:
+        return str(error)
+
+
+@given(seeds, st.floats(0.05, 0.6))
+def test_zero_confidence_is_the_same_as_removing_the_pixel(seed, removed):
+    scene = make_scene(seed, frames=2, height=16, width=20)
+    xyz, _ = corrupt(scene, seed, noise=0.01, outliers=0.2)
+    rng = np.random.default_rng(seed + 1)
+    gone = rng.random(scene.depth.shape) < removed
+    confidence = rng.uniform(0.5, 2.0, scene.depth.shape)
+    confidence[gone] = 0.0
+    missing = xyz.copy()
+    missing[gone] = np.nan
+    weighted = outcome(xyz, confidence)
+    removed_ = outcome(missing, np.where(gone, 1.0, confidence))
+    if isinstance(weighted, str) or isinstance(removed_, str):  # a fit too spoilt to converge: same refusal
+        assert weighted == removed_
+        return
+    for name in ("R", "t", "K"):
+        np.testing.assert_allclose(getattr(weighted, name), getattr(removed_, name), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(weighted.depth[~gone], removed_.depth[~gone], rtol=1e-12)
+    assert np.isnan(removed_.depth[gone]).all() and np.isnan(removed_.residual[gone]).all()
+
+
+# Recovery: robust to noise and outliers; the residual is an inlier map.
+
+
+def test_robust_loss_survives_outliers_that_break_least_squares():
+    scene = make_scene(7, frames=4, height=48, width=64)
+    xyz, _ = corrupt(scene, 8, noise=0.01, outliers=0.4)
+    robust = recover_cameras(xyz)
+    plain = recover_cameras(xyz, loss="squared")
+    assert robust.converged
+    assert np.degrees(rotation_error(robust.R, scene.R)).max() < 1.0
+    assert abs(robust.focal / scene.K[0, 0] - 1) < 0.02
+    assert (
+        np.degrees(rotation_error(plain.R, scene.R)).max()
+        > 10 * np.degrees(rotation_error(robust.R, scene.R)).max()
+    )
+
+
+def test_residual_separates_outliers_from_exact_points():
+    scene = make_scene(11, frames=3, height=32, width=40)
+    xyz, wrong = corrupt(scene, 12, noise=0.0, outliers=0.3)
+    result = recover_cameras(xyz)
+    assert result.residual[~wrong].max() < 1e-8
+    assert result.residual[wrong].min() > 1e-6
+    np.testing.assert_allclose(result.depth[~wrong], scene.depth[~wrong], rtol=1e-8)
+
+
+# Degenerate input is refused with the reason.
+
+
+def degenerate_inputs() -> list[tuple[str, dict, str]]:
+    scene = make_scene(5, frames=2)
+    few = scene.xyz.copy()
+    few[1, 1:] = np.nan
+    few[1, 0, 4:] = np.nan  # 4 pixels left in frame 1
+    collinear = scene.xyz.copy()
+    collinear[1] = np.linspace(0, 1, 12 * 16)[:, None].reshape(12, 16, 1) * np.array([1.0, 2, 3])
+    planar = make_scene(5, frames=2, zoom=True, plane=True).xyz
+    one_point = scene.xyz.copy()
+    one_point[1] = scene.xyz[1, 3, 4]
+    return [
+        ("wrong shape", {"xyz": scene.xyz[0]}, r"xyz must be \(T, H, W, 3\)"),
+        ("all equal", {"xyz": np.ones_like(scene.xyz)}, "all valid xyz points are equal"),
+        ("all nan", {"xyz": np.full_like(scene.xyz, np.nan)}, "no finite pixel"),
+        ("too few pixels", {"xyz": few}, "frame 1 has 4 valid sampled pixels"),
+        ("collinear frame", {"xyz": collinear}, "frame 1 are collinear"),
+        ("frame of one point", {"xyz": one_point}, "frame 1 are collinear or all equal"),
+        (
+            "planar, focal per frame",
+            {"xyz": planar, "shared_focal": False},
+            r"frame\(s\) \[0\] lie on a plane",
+        ),
+        ("only planar frames", {"xyz": planar[:1]}, "at least one frame needs depth variation"),
+        ("bad confidence", {"xyz": scene.xyz, "confidence": -np.ones(scene.depth.shape)}, "finite and >= 0"),
+        (
+            "confidence shape",
+            {"xyz": scene.xyz, "confidence": np.ones((2, 12))},
+            r"confidence must be \(T, H, W\)",
+        ),
+        ("unknown loss", {"xyz": scene.xyz, "loss": "huber"}, "loss must be one of"),
+        ("zero stride", {"xyz": scene.xyz, "stride": 0}, "stride must be >= 1"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs", "message"), degenerate_inputs(), ids=lambda x: x if isinstance(x, str) else ""
+)
+def test_degenerate_input_raises_with_the_reason(case, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        recover_cameras(**kwargs)
+
+
+# Files: load_xyz, save_recovery.
+
+
+def test_saved_recovery_round_trips_and_the_renderer_reads_its_cameras(tmp_path):
+    scene = make_scene(2, frames=3, height=20, width=24)
+    np.savez(tmp_path / "clip.npz", xyz=scene.xyz)
+    result = recover_cameras(load_xyz(tmp_path / "clip.npz"))
+    paths = save_recovery(result, tmp_path / "out")
+    assert [p.name for p in paths] == ["cameras.json", "depth.npz", "recovery.png"]
+    cameras = json.loads(paths[0].read_text())
+    assert "world-to-camera" in cameras["convention"]
+    np.testing.assert_array_equal(cameras["K"], result.K)
+    for k, frame in enumerate(cameras["frames"]):
+        np.testing.assert_array_equal(frame["R"], result.R[k])
+        np.testing.assert_array_equal(frame["t"], result.t[k])
+        to_world = np.array(frame["camera_to_world"])  # inverse of [R | t]
+        np.testing.assert_allclose(to_world[:3, :3] @ result.R[k], np.eye(3), atol=1e-12)
+        np.testing.assert_allclose(to_world[:3, :3] @ result.t[k] + to_world[:3, 3], 0, atol=1e-12)
+        np.testing.assert_array_equal(to_world[3], [0, 0, 0, 1])
+    with np.load(paths[1]) as saved:
+        np.testing.assert_array_equal(saved["depth"], result.depth)
+        np.testing.assert_array_equal(saved["residual"], result.residual)
+    image = matplotlib.image.imread(paths[2])
+    assert image.ndim == 3 and image[..., :3].std() > 0.05  # a real picture, not a blank canvas
+    K, R, t = load_trajectory_json(paths[0])
+    np.testing.assert_array_equal(K.numpy(), result.K)
+    np.testing.assert_array_equal(R.numpy(), result.R)
+    np.testing.assert_array_equal(t.numpy(), result.t)
+
+
+def test_saved_cameras_with_a_focal_per_frame_carry_one_k_per_frame(tmp_path):
+    scene = make_scene(4, frames=2, zoom=True)
+    result = recover_cameras(scene.xyz, shared_focal=False)
+    save_recovery(result, tmp_path)
+    cameras = json.loads((tmp_path / "cameras.json").read_text())
+    assert cameras["K"] is None
+    np.testing.assert_array_equal([frame["K"] for frame in cameras["frames"]], result.K)
+
+
+def bad_files(tmp_path) -> list[tuple[object, str]]:
+    np.savez(tmp_path / "nokey.npz", points=np.zeros((1, 2, 2, 3)))
+    np.savez(tmp_path / "shape.npz", xyz=np.zeros((2, 2, 3)))
+    np.savez(tmp_path / "nan.npz", xyz=np.full((1, 2, 2, 3), np.nan))
+    np.save(tmp_path / "plain.npy", np.zeros((1, 2, 2, 3)))
+    (tmp_path / "text.npz").write_text("not an archive")
+    return [
+        (tmp_path / "missing.npz", "no XYZ file"),
+        (tmp_path / "nokey.npz", r"has keys \['points'\], expected 'xyz'"),
+        (tmp_path / "shape.npz", r"must be \(T, H, W, 3\), got \(2, 2, 3\)"),
+        (tmp_path / "nan.npz", "has no finite value"),
+        (tmp_path / "plain.npy", "not an .npz archive"),
+        (tmp_path / "text.npz", "not a readable .npz file"),
+    ]
+
+
+def test_load_xyz_explains_every_bad_file(tmp_path):
+    for path, message in bad_files(tmp_path):
+        with pytest.raises(ValueError, match=message):
+            load_xyz(path)
