@@ -65,11 +65,18 @@ def train(
         "--dry-run",
         help="One full-size forward + backward on the meta device (shapes only), then exit.",
     ),
+    nproc: int | None = typer.Option(
+        None,
+        "--nproc",
+        help="Launch this many processes here with torchrun (one per GPU; on a CPU, one thread each), "
+        "FSDP2-sharded. Several nodes: run `torchrun ... -m nanofourdnex.cli train ...` on each.",
+    ),
 ) -> None:
     """Fine-tune Wan DiT + LoRA on 6D videos (--tiny on a CPU, --full on GPUs).
 
     The tiny run writes its synthetic 4D scenes on first use, caches their latents,
-    trains, and reports the held-out validation loss before and after.
+    trains, and reports the held-out validation loss before and after. Under torchrun
+    every process runs this command; rank 0 writes the run folder.
     """
     extra = [f"train.steps={steps}"] * (steps is not None) + [f'train.out="{out}"'] * (out is not None)
     cfg = resolve_config(tiny, full, config, [*overrides, *extra])
@@ -83,16 +90,72 @@ def train(
             f"{result.trainable_parameters:,} trainable parameters; {result.parameters_with_gradient} of {result.trainable_tensors} trainable tensors received gradients"
         )
         raise typer.Exit(0 if ok else 1)
+    from .distributed import launched_by_torchrun, process_group, torchrun_command
+
+    if nproc is not None and not launched_by_torchrun():
+        import os
+        import subprocess
+
+        preset = ["--tiny"] * tiny + ["--full"] * full + ["--config", str(config)] * (config is not None)
+        args = ["train", *preset, *[a for o in [*overrides, *extra] for a in ("--set", o)]]
+        try:
+            command = torchrun_command(nproc, args + ["--resume"] * resume)
+        except ValueError as error:
+            fail(str(error))
+        raise typer.Exit(subprocess.call(command, env={**os.environ, "OMP_NUM_THREADS": "1"}))
     from .train import train as run_training
 
+    with process_group() as world:
+        try:
+            result = run_training(cfg, resume=resume)
+        except (ValueError, FileNotFoundError, FloatingPointError) as error:
+            fail(f"rank {world.rank}: {error}" if world.distributed else str(error))
+    if world.is_main:
+        where = f" on {world.size} processes" if world.distributed else ""
+        typer.echo(
+            f"trained {result.steps} steps in {result.seconds:.0f} s{where}; held-out validation loss "
+            f"{result.initial_val_loss:.4f} -> {result.final_val_loss:.4f} "
+            f"({result.final_val_loss / result.initial_val_loss:.2f}x); run folder {result.out}"
+        )
+
+
+@app.command()
+def cache(
+    data_dir: Path = typer.Argument(..., help="A folder of clips in the 4DNeX-10M layout."),
+    out: Path = typer.Option(..., "--out", help="Cache folder: one .safetensors per clip, plus config.json."),
+    tiny: bool = typer.Option(False, "--tiny", help="Encode as the tiny preset does."),
+    full: bool = typer.Option(
+        False, "--full", help="Encode with the paper's Wan VAE, UMT5 and CLIP (--model-dir)."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="A TOML preset layered over the defaults."),
+    model_dir: Path | None = typer.Option(
+        None, "--model-dir", help="Local diffusers Wan2.1-I2V folder (model.model_dir)."
+    ),
+    overrides: list[str] = typer.Option([], "--set", help="Override one field (repeatable)."),
+    num_shards: int = typer.Option(1, "--num-shards", help="Split the clips into this many shards ..."),
+    shard_index: int = typer.Option(0, "--shard-index", help="... and encode this one (0-based)."),
+) -> None:
+    """Encode every clip once into a latent cache that training reads (set data.cache to --out).
+
+    Resumable: clips already in the cache are skipped. Shards split the work across machines;
+    all shards may write into the same folder.
+    """
+    import time
+
+    from .train import encode_clips
+
+    extra = [f'model.model_dir="{model_dir}"'] * (model_dir is not None)
+    cfg = resolve_config(tiny, full, config, [*overrides, *extra])
+    cached_before = {p.name for p in out.glob("*.safetensors")}
+    clock = time.perf_counter()
     try:
-        result = run_training(cfg, resume=resume)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        files = encode_clips(cfg, data_dir, out, num_shards, shard_index)
+    except (ValueError, FileNotFoundError) as error:
         fail(str(error))
+    encoded = sum(f.name not in cached_before for f in files)
     typer.echo(
-        f"trained {result.steps} steps in {result.seconds:.0f} s; held-out validation loss "
-        f"{result.initial_val_loss:.4f} -> {result.final_val_loss:.4f} "
-        f"({result.final_val_loss / result.initial_val_loss:.2f}x); run folder {result.out}"
+        f"shard {shard_index + 1}/{num_shards}: {len(files)} clips, {encoded} encoded now, "
+        f"{len(files) - encoded} already cached, in {time.perf_counter() - clock:.1f} s; wrote {out}"
     )
 
 

@@ -82,6 +82,8 @@ class DataConfig:
     synthetic_train: int = 0  # > 0: generate this many synthetic training clips if root is empty
     synthetic_val: int = 0
     synthetic_seed: int = 0
+    cache: str = ""  # a folder written by `nano4d cache`: read instead of encoding root
+    val_cache: str = ""  # the same for val_root
 
 
 @dataclass

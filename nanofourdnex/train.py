@@ -10,6 +10,11 @@ One step, for a batch of cached clips (see `cache`):
 
 AdamW with a cosine schedule and linear warm-up, gradient clipping, optional bf16 autocast
 and gradient checkpointing, gradient accumulation from micro-batches to the global batch.
+Under torchrun the same loop runs on every process with the model sharded by FSDP2 (see
+`distributed`): each process takes its share of the global batch, rank 0 logs and writes.
+
+Data: the clips under data.root are encoded once into a latent cache (`cache`) in the run
+folder, or, when data.cache is set, read from a cache written beforehand by `nano4d cache`.
 
 Determinism: every random draw of step k (which clips, x0, t) comes from a generator seeded
 with (seed, k) alone, so a run resumed from a checkpoint at step k replays exactly the
@@ -37,7 +42,18 @@ from tqdm import tqdm
 from .autoencoder import PixelShuffleAutoencoder, SixDAutoencoder, WanAutoencoder
 from .cache import LatentCache, build_cache
 from .conditioning import Encoders, build_encoders
-from .config import Config
+from .config import Config, config_from_dict, differing_fields
+from .distributed import (
+    ShardedModel,
+    World,
+    barrier,
+    broadcast_object,
+    build_sharded_model,
+    current_world,
+    gather_to_host,
+    scatter_from_host,
+    sum_over_ranks,
+)
 from .flow_matching import flow_matching_loss, interpolate, sample_time
 from .fusion import fuse
 from .mask import guided_mask
@@ -47,6 +63,7 @@ METRICS_FIELDS = ("step", "train_loss", "val_loss", "lr", "seconds")
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 RANDOM_INIT_FILE = "random_init.safetensors"
+CACHE_CONFIG_FILE = "config.json"  # in a cache folder: the config its clips were encoded with
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -88,15 +105,111 @@ def ensure_synthetic_data(config: Config, progress: bool = True) -> None:
             )
 
 
-def prepare_cache(
-    config: Config, root: str, cache_dir: Path, encoders: Encoders, progress: bool = True
-) -> LatentCache:
-    """Encode the clips under `root` into `cache_dir` (skipping cached ones) and open the cache."""
+def clip_dataset(config: Config, root: str | Path):
+    """The clips under `root` at the configured size (a `data.ClipDataset`)."""
     from .data import ClipDataset
 
-    dataset = ClipDataset(root, config.data.num_frames, config.data.height, config.data.width)
-    files = build_cache(dataset, build_autoencoder(config), encoders, cache_dir, progress=progress)
-    return LatentCache(files)
+    if not Path(root).is_dir():
+        raise ValueError(f"data folder {root} does not exist")
+    return ClipDataset(root, config.data.num_frames, config.data.height, config.data.width)
+
+
+def record_cache_config(config: Config, cache_dir: Path, shard_index: int = 0) -> None:
+    """Write the config a cache folder's clips were encoded with (atomically: shards may finish at once)."""
+    temporary = Path(cache_dir) / f".config.{shard_index}.tmp"
+    config.save(temporary)
+    os.replace(temporary, Path(cache_dir) / CACHE_CONFIG_FILE)
+
+
+def encode_clips(
+    config: Config,
+    root: str | Path,
+    cache_dir: Path,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    progress: bool = True,
+) -> list[Path]:
+    """`nano4d cache`: encode one shard of the clips under `root` into `cache_dir`, skipping cached ones."""
+    dataset = clip_dataset(config, root)
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard index {shard_index} must lie in [0, {num_shards})")
+    encoders = build_encoders(config, seed=config.train.seed)
+    files = build_cache(
+        dataset, build_autoencoder(config), encoders, cache_dir, num_shards, shard_index, progress
+    )
+    record_cache_config(config, cache_dir, shard_index)
+    return files
+
+
+def prepare_cache(
+    config: Config,
+    root: str,
+    cache_dir: Path,
+    encoders: Encoders,
+    progress: bool = True,
+    world: World | None = None,
+) -> LatentCache:
+    """Encode the clips under `root` into `cache_dir` (skipping cached ones; each process its share) and open it."""
+    world = world or current_world()
+    dataset, autoencoder = clip_dataset(config, root), build_autoencoder(config)
+    build_cache(dataset, autoencoder, encoders, cache_dir, world.size, world.rank, progress)
+    if world.is_main:
+        record_cache_config(config, cache_dir)
+    barrier()
+    # every clip is cached now, so this only lists the files
+    return LatentCache(build_cache(dataset, autoencoder, encoders, cache_dir, progress=False))
+
+
+def cache_mismatch(config: Config, cached: Config) -> list[str]:
+    """Fields that decide a clip's cached tensors and differ between a run's config and its cache's."""
+    differing = differing_fields(config, cached, ("autoencoder", "conditioning"))
+    keys = [("data", "num_frames"), ("data", "height"), ("data", "width")]
+    # random tiny encoders (no model_dir) on either side: equal only with equal seed and sizes
+    if not (config.model.model_dir and cached.model.model_dir):
+        keys += [("model", "model_dir"), ("model", "text_dim"), ("model", "image_dim"), ("train", "seed")]
+    for section, key in keys:
+        a, b = getattr(getattr(config, section), key), getattr(getattr(cached, section), key)
+        if a != b:
+            differing.append(f"{section}.{key} ({a!r} != {b!r})")
+    return differing
+
+
+def open_prebuilt_cache(config: Config, cache_dir: str) -> LatentCache:
+    """A cache folder written by `nano4d cache`, checked against the run's config; read from disk per batch."""
+    folder = Path(cache_dir)
+    if not folder.is_dir():
+        raise ValueError(
+            f"cache folder {folder} does not exist; write it with `nano4d cache DATA_DIR --out {folder}`"
+        )
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ValueError(f"cache folder {folder} holds no cached clips (*.safetensors)")
+    recorded = folder / CACHE_CONFIG_FILE
+    if not recorded.exists():
+        raise ValueError(
+            f"cache folder {folder} lacks {CACHE_CONFIG_FILE}, the config its clips were encoded with"
+        )
+    differing = cache_mismatch(config, config_from_dict(json.loads(recorded.read_text())))
+    if differing:
+        raise ValueError(f"cache {folder} was encoded with another config: " + "; ".join(differing))
+    return LatentCache(files, in_memory=False)
+
+
+def open_data(
+    config: Config, out: Path, encoders: Encoders | None, world: World, progress: bool
+) -> tuple[LatentCache, LatentCache | None]:
+    """Training and validation latents: a prebuilt cache where configured, else encoded into out/cache."""
+    data = config.data
+
+    def split(prebuilt: str, root: str, name: str) -> LatentCache | None:
+        if prebuilt:
+            return open_prebuilt_cache(config, prebuilt)
+        return prepare_cache(config, root, out / "cache" / name, encoders, progress, world) if root else None
+
+    train_data = split(data.cache, data.root, "train")
+    if train_data is None:
+        raise ValueError("set data.root (clips to encode) or data.cache (a folder written by `nano4d cache`)")
+    return train_data, split(data.val_cache, data.val_root, "val")
 
 
 def random_init_state(model: FourDNeX, encoders: Encoders) -> dict[str, torch.Tensor]:
@@ -112,7 +225,7 @@ def random_init_state(model: FourDNeX, encoders: Encoders) -> dict[str, torch.Te
     }
     state |= {f"text_encoder.{k}": v for k, v in encoders.text_encoder.state_dict().items()}
     state |= {f"image_encoder.{k}": v for k, v in encoders.image_encoder.state_dict().items()}
-    return {k: v.detach().contiguous() for k, v in state.items()}
+    return {k: v.detach().clone() for k, v in state.items()}  # clone: UMT5 ties two of its weights
 
 
 def load_random_init(path: Path, model: FourDNeX, encoders: Encoders) -> None:
@@ -215,13 +328,27 @@ def save_checkpoint(
     optimizer,
     scheduler,
     config: Config,
-    encoders: Encoders,
+    encoders: Encoders | None,
     keep: int = 2,
 ) -> Path:
     """Adapters (diffusers LoRA format + domain embeddings), optimizer, scheduler, step: atomically.
 
     Runs without a pretrained `model_dir` also store their random-init base (`RANDOM_INIT_FILE`).
     """
+    return write_checkpoint(out, step, model, optimizer.state_dict(), scheduler, config, encoders, keep)
+
+
+def write_checkpoint(
+    out: Path,
+    step: int,
+    model: FourDNeX,
+    optimizer_state: dict,
+    scheduler,
+    config: Config,
+    encoders: Encoders | None,
+    keep: int = 2,
+) -> Path:
+    """`save_checkpoint` with the AdamW state given as a single-process `optimizer.state_dict()`."""
     checkpoints = out / "checkpoints"
     final = checkpoints / f"step_{step:07d}"
     temporary = checkpoints / f".step_{step:07d}.tmp"
@@ -231,11 +358,10 @@ def save_checkpoint(
     config.save(temporary / "config.json")
     if not config.model.model_dir:
         save_file(random_init_state(model, encoders), str(temporary / RANDOM_INIT_FILE))
-    state = optimizer.state_dict()
-    tensors = {f"state.{i}.{k}": v for i, s in state["state"].items() for k, v in s.items()}
+    tensors = {f"state.{i}.{k}": v for i, s in optimizer_state["state"].items() for k, v in s.items()}
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(temporary / OPTIMIZER_FILE))
     scheduler_state = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
-    meta = {"step": step, "param_groups": state["param_groups"], "scheduler": scheduler_state}
+    meta = {"step": step, "param_groups": optimizer_state["param_groups"], "scheduler": scheduler_state}
     (temporary / STATE_FILE).write_text(json.dumps(meta, indent=1))
     shutil.rmtree(final, ignore_errors=True)
     os.replace(temporary, final)
@@ -257,19 +383,56 @@ def latest_checkpoint(run_or_checkpoint: Path) -> Path:
     raise ValueError(f"{path} is neither a run folder with a `latest` checkpoint nor a checkpoint folder")
 
 
-def load_checkpoint(checkpoint: Path, model: FourDNeX, optimizer, scheduler) -> int:
-    """Restore adapters, optimizer and scheduler; return the step to continue from."""
-    model.load_adapters(checkpoint)
+def read_training_state(checkpoint: Path) -> tuple[dict, dict]:
+    """(state.json: step, param groups, scheduler; the AdamW state as a single-process `optimizer.state_dict()`)."""
     meta = json.loads((checkpoint / STATE_FILE).read_text())
     tensors = load_file(str(checkpoint / OPTIMIZER_FILE))
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in tensors.items():
         _, index, name = key.split(".", 2)
         state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return meta, {"state": state, "param_groups": meta["param_groups"]}
+
+
+def load_scheduler(scheduler, meta: dict) -> None:
     scheduler.load_state_dict(
         {**meta["scheduler"], "lr_lambdas": [None] * len(meta["scheduler"]["base_lrs"])}
     )
+
+
+def load_checkpoint(checkpoint: Path, model: FourDNeX, optimizer, scheduler) -> int:
+    """Restore adapters, optimizer and scheduler; return the step to continue from."""
+    model.load_adapters(checkpoint)
+    meta, optimizer_state = read_training_state(checkpoint)
+    optimizer.load_state_dict(optimizer_state)
+    load_scheduler(scheduler, meta)
+    return meta["step"]
+
+
+def save_sharded_checkpoint(
+    out: Path,
+    step: int,
+    sharded: ShardedModel,
+    optimizer,
+    scheduler,
+    config: Config,
+    encoders: Encoders | None,
+) -> None:
+    """Collective: gather adapters and AdamW state to rank 0, which writes the single-process checkpoint."""
+    optimizer_state = gather_to_host(sharded, optimizer)
+    if sharded.host is not None:
+        write_checkpoint(out, step, sharded.host, optimizer_state, scheduler, config, encoders)
+
+
+def load_sharded_checkpoint(checkpoint: Path | None, sharded: ShardedModel, optimizer, scheduler) -> int:
+    """Collective inverse: rank 0 reads a (single-process format) checkpoint, every rank gets its shards."""
+    meta, optimizer_state = None, None
+    if sharded.host is not None:
+        sharded.host.load_adapters(checkpoint)
+        meta, optimizer_state = read_training_state(checkpoint)
+    scatter_from_host(sharded, optimizer, optimizer_state)
+    meta = broadcast_object(meta)
+    load_scheduler(scheduler, meta)
     return meta["step"]
 
 
@@ -292,48 +455,72 @@ def train(
 ) -> TrainResult:
     """Run (or resume) training as configured; writes checkpoints, metrics.csv and loss.png to train.out.
 
-    `stop_after` ends the run early after that step (as a kill would), for resume tests.
+    `stop_after` ends the run early after that step (as a kill would), for resume tests. Under
+    torchrun every process calls this; rank 0 alone writes and shows progress.
     """
     from .viz import plot_loss_curve
 
     train_cfg = config.train
+    world = current_world()
     if train_cfg.batch_size % train_cfg.micro_batch_size:
         raise ValueError(
             f"batch_size {train_cfg.batch_size} must be a multiple of micro_batch_size {train_cfg.micro_batch_size}"
         )
+    if train_cfg.batch_size % world.size:
+        raise ValueError(
+            f"batch_size {train_cfg.batch_size} must be a multiple of the {world.size} processes"
+        )
     out = Path(train_cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / "config.json")
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-    if not resume:  # a fresh run re-encodes: the cache depends on the config's encoders
-        shutil.rmtree(out / "cache", ignore_errors=True)
-    ensure_synthetic_data(config, progress)
-    encoders = build_encoders(config, seed=train_cfg.seed)
-    train_data = prepare_cache(config, config.data.root, out / "cache" / "train", encoders, progress)
-    val_data = (
-        prepare_cache(config, config.data.val_root, out / "cache" / "val", encoders, progress)
-        if config.data.val_root
-        else None
+    main, device = world.is_main, world.device
+    progress = progress and main
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out / "config.json")
+        if not resume:  # a fresh run re-encodes: the cache depends on the config's encoders
+            shutil.rmtree(out / "cache", ignore_errors=True)
+        ensure_synthetic_data(config, progress)
+    barrier()
+    data = config.data
+    encoded_here = not data.cache or bool(data.val_root and not data.val_cache)
+    # encoders: to encode clips here, and saved as part of the random init of runs without model_dir
+    encoders = (
+        build_encoders(config, seed=train_cfg.seed) if encoded_here or not config.model.model_dir else None
     )
+    train_data, val_data = open_data(config, out, encoders, world, progress)
 
     latent_channels = train_data[0]["rgb"].shape[0]
-    model = build_model(config, latent_channels, seed=train_cfg.seed).to(device)
+    sharded = build_sharded_model(config, latent_channels, world) if world.distributed else None
+    if sharded is not None:
+        model = sharded.model
+    else:
+        model = build_model(config, latent_channels, seed=train_cfg.seed).to(device)
     optimizer = torch.optim.AdamW(
         model.trainable_parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
     )
     scheduler = get_cosine_schedule_with_warmup(optimizer, train_cfg.warmup_steps, train_cfg.steps)
 
+    def save(step: int) -> None:
+        if sharded is None:
+            save_checkpoint(out, step, model, optimizer, scheduler, config, encoders)
+        else:
+            save_sharded_checkpoint(out, step, sharded, optimizer, scheduler, config, encoders)
+
     start, rows = 0, []
-    if resume and (out / "latest").exists():
-        start = load_checkpoint(latest_checkpoint(out), model, optimizer, scheduler)
-        rows = [r for r in read_metrics(out) if int(r["step"]) <= start]
-    elif not resume:
+    if broadcast_object(resume and (out / "latest").exists()):
+        checkpoint = latest_checkpoint(out) if main else None
+        if sharded is None:
+            start = load_checkpoint(checkpoint, model, optimizer, scheduler)
+        else:
+            start = load_sharded_checkpoint(checkpoint, sharded, optimizer, scheduler)
+        rows = [r for r in read_metrics(out) if int(r["step"]) <= start] if main else []
+    elif not resume and main:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         (out / "latest").unlink(missing_ok=True)
 
     def log(row: dict) -> None:
         rows.append({k: row.get(k, "") for k in METRICS_FIELDS})
+        if not main:
+            return
         temporary = out / ".metrics.tmp"
         with temporary.open("w", newline="") as f:
             writer = csv.DictWriter(f, METRICS_FIELDS)
@@ -359,7 +546,8 @@ def train(
     model.train()
     for step in bar:
         optimizer.zero_grad(set_to_none=True)
-        loss = training_step(model, train_data, config, step, device)
+        # this process's share of the global-batch mean; summed over processes: the mean itself
+        loss = sum_over_ranks(training_step(model, train_data, config, step, device, world.rank, world.size))
         torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), train_cfg.grad_clip)
         optimizer.step()
         scheduler.step()
@@ -377,11 +565,12 @@ def train(
             log(row)
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % train_cfg.save_every == 0 or step == train_cfg.steps:
-            save_checkpoint(out, step, model, optimizer, scheduler, config, encoders)
+            save(step)
     bar.close()
     if end < train_cfg.steps:
-        save_checkpoint(out, end, model, optimizer, scheduler, config, encoders)
-    plot_loss_curve(rows, out / "loss.png")
+        save(end)
+    if main:
+        plot_loss_curve(rows, out / "loss.png")
     val = [float(r["val_loss"]) for r in rows if r["val_loss"] not in ("", None)]
     return TrainResult(
         out=out,
