@@ -184,16 +184,39 @@ def generate(
     model_dir: Path | None = typer.Option(
         None, "--model-dir", help="Local diffusers Wan2.1-I2V folder (full model)."
     ),
+    device: str = typer.Option(
+        "auto", "--device", help="cpu, cuda, cuda:1, ...; auto: cuda when available, else cpu."
+    ),
+    offload: str = typer.Option(
+        "none",
+        "--offload",
+        help="GPU memory mode: none (fastest), model (one network on the GPU at a time) or "
+        "sequential (one transformer block at a time; the least memory). `nano4d plan` sizes each.",
+    ),
 ) -> None:
     """One image -> 6D video -> cameras, depth, point clouds and a novel-view video.
 
     Writes rgb.mp4, xyz.mp4, sixd.npz, cameras.json, depth.npz, recovery.png,
-    points/frame_XXXX.ply, novel_view.mp4 and preview.png into --out.
+    points/frame_XXXX.ply, novel_view.mp4 and preview.png into --out. --checkpoint takes a
+    run or checkpoint folder from `train`, or the public 4DNeX release's LoRA folder (with
+    --model-dir).
     """
-    from .generate import load_inference, run_generation
+    import torch
 
+    from .generate import load_inference, place, run_generation
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        inference = load_inference(checkpoint, config_file=config, model_dir=model_dir)
+        target = torch.device(device)
+    except RuntimeError:
+        fail(f"unknown device {device!r}")
+    if target.type == "cuda" and not torch.cuda.is_available():
+        fail(f"device {device} asked for, but torch sees no CUDA GPU")
+    try:
+        inference = place(
+            load_inference(checkpoint, config_file=config, model_dir=model_dir), target, offload
+        )
         report = run_generation(
             inference, image, out, prompt=prompt, num_frames=frames, steps=steps, guidance=guidance,
             seed=seed, scheduler=scheduler, shift=shift, trajectory=trajectory,
@@ -243,9 +266,68 @@ def recover(
 
 
 @app.command()
-def curate() -> None:
-    """Filter clips by luminance, confidence (MCV, HCPR) and camera smoothness (Eq. 1)."""
-    _not_implemented("curate", 7)
+def curate(
+    data_dir: Path = typer.Argument(..., help="A folder of clips in the 4DNeX-10M layout."),
+    out: Path = typer.Option(
+        ..., "--out", help="Manifest: one JSON line per clip; curation.png is written beside it."
+    ),
+    workers: int = typer.Option(1, "--workers", help="Processes measuring clips in parallel."),
+    min_luminance: float | None = typer.Option(
+        None, "--min-luminance", help="Reject darker clips: mean luminance below this (default 0.1)."
+    ),
+    max_luminance: float | None = typer.Option(
+        None, "--max-luminance", help="Reject brighter clips: mean luminance above this (default 0.9)."
+    ),
+    max_alignment_loss: float | None = typer.Option(
+        None, "--max-alignment-loss", help="Reject clips whose alignment loss exceeds this (default inf)."
+    ),
+    max_speed: float | None = typer.Option(
+        None, "--max-speed", help="Mean camera speed, scene depths per frame (default 0.05)."
+    ),
+    max_acceleration: float | None = typer.Option(
+        None, "--max-acceleration", help="Mean camera acceleration, depths per frame² (default 0.005)."
+    ),
+    max_curvature: float | None = typer.Option(
+        None, "--max-curvature", help="Mean curvature of Eq. 1, 1/scene depth (default 300)."
+    ),
+    top_r: float | None = typer.Option(
+        None, "--top-r", help="Percentage kept by MCV and by HCPR, each (default 80)."
+    ),
+    tau: float | None = typer.Option(None, "--tau", help="HCPR counts confidence above tau (default 3)."),
+) -> None:
+    """Filter clips by luminance, confidence (MCV, HCPR) and camera smoothness (Eq. 1).
+
+    Resumable: clips already measured in --out (at the same --tau) are not read again, so a
+    killed run continues where it stopped and new thresholds only re-decide. Rules and the
+    manifest format: specs/curation.md.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .curate import Thresholds, summary_table
+    from .curate import curate as run_curation
+
+    given = {
+        "min_luminance": min_luminance,
+        "max_luminance": max_luminance,
+        "max_alignment_loss": max_alignment_loss,
+        "max_speed": max_speed,
+        "max_acceleration": max_acceleration,
+        "max_curvature": max_curvature,
+        "top_r": top_r,
+        "tau": tau,
+    }
+    try:
+        thresholds = Thresholds(**{name: value for name, value in given.items() if value is not None})
+        result = run_curation(data_dir, out, thresholds, workers=workers)
+    except (ValueError, OSError) as error:
+        fail(str(error))
+    except BrokenProcessPool as error:
+        fail(f"a worker process died ({error}); run the same command again to resume")
+    typer.echo(summary_table(result.curation, thresholds))
+    typer.echo(
+        f"measured {len(result.measured)} clips, reused {len(result.reused)} from the manifest, in "
+        f"{result.seconds:.1f} s with {workers} worker(s); wrote {result.manifest} and {result.figure}"
+    )
 
 
 @app.command()
@@ -305,9 +387,49 @@ def plan(
 
 
 @app.command()
-def ablate() -> None:
-    """Train and compare the five fusion strategies of section 4.2 in miniature."""
-    _not_implemented("ablate", 8)
+def ablate(
+    strategies: str = typer.Option(
+        "all",
+        "--strategies",
+        help="Comma-separated: channel-linear, channel-switcher, batch-switcher, batch-cdsa-full, "
+        "batch-cdsa-sparse, frame, height, width; or all.",
+    ),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Training steps per strategy and seed [default: 150; --quick: 2]."
+    ),
+    seeds: int | None = typer.Option(None, "--seeds", help="Seeds per strategy [default: 3; --quick: 1]."),
+    out: Path = typer.Option(
+        Path("runs/ablation"),
+        "--out",
+        help="Writes ablation.md, ablation.json, ablation.png; rewrites its scenes/ and cache/.",
+    ),
+    quick: bool = typer.Option(
+        False, "--quick", help="A seconds-long budget for tests: 1-layer backbone, 2 steps, 4 + 2 clips."
+    ),
+) -> None:
+    """Train and compare the fusion strategies of section 4.2 (Fig. 4, App. B.1) in miniature.
+
+    Every strategy trains on the same synthetic clips with the same budget, seeds and random
+    draws, then samples the same held-out scenes. The default budget takes about 20 minutes
+    on one core (OMP_NUM_THREADS=1).
+    """
+    import dataclasses
+
+    from .ablation import DEFAULT_BUDGET, QUICK_BUDGET, parse_strategies, run_ablation
+
+    given = {"steps": steps, "seeds": seeds}
+    try:
+        names = parse_strategies(strategies)
+        budget = dataclasses.replace(
+            QUICK_BUDGET if quick else DEFAULT_BUDGET, **{k: v for k, v in given.items() if v is not None}
+        )
+        result = run_ablation(names, budget, out)
+    except (ValueError, FloatingPointError) as error:
+        fail(str(error))
+    typer.echo((out / "ablation.md").read_text())
+    typer.echo(
+        f"wrote {out / 'ablation.md'}, ablation.json and ablation.png in {result.seconds / 60:.1f} min"
+    )
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m nanofourdnex.cli`

@@ -48,6 +48,7 @@ class Encoders:
     image_encoder: CLIPVisionModel
     text_len: int
     prompt_suffix: str
+    device: torch.device = torch.device("cpu")  # where inputs go (the encoders' execution device)
 
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
@@ -60,6 +61,7 @@ class Encoders:
                 prompts, padding="max_length", max_length=self.text_len, truncation=True, return_tensors="pt"
             )
             ids, mask = tokens.input_ids, tokens.attention_mask
+        ids, mask = ids.to(self.device), mask.to(self.device)
         states = self.text_encoder(ids, attention_mask=mask).last_hidden_state
         return states * mask[..., None].to(states.dtype)  # Wan keeps the first len tokens, pads with 0
 
@@ -67,9 +69,10 @@ class Encoders:
     def encode_image(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, tokens, image_dim): CLIP penultimate hidden state of frames (B, 3, H, W) in [−1, 1]."""
         size = self.image_encoder.config.image_size
-        x = F.interpolate((frames.float() + 1) / 2, size=(size, size), mode="bicubic", align_corners=False)
-        mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
+        frames = frames.to(self.device).float()
+        x = F.interpolate((frames + 1) / 2, size=(size, size), mode="bicubic", align_corners=False)
+        mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
         x = ((x.clamp(0, 1) - mean) / std).to(self.image_encoder.dtype)
         return self.image_encoder(pixel_values=x, output_hidden_states=True).hidden_states[-2]
 

@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,9 @@ from .model import FourDNeX, build_model
 from .xyz_init import sloped_plane
 
 SCHEDULERS = ("unipc", "euler")
+OFFLOAD_MODES = ("none", "model", "sequential")
+MIN_IMAGE_SIDE = 16  # pixels
+MAX_IMAGE_PIXELS = 64_000_000  # larger files are refused before they fill the memory
 
 
 def make_scheduler(kind: str = "unipc", shift: float = 3.0):
@@ -80,7 +84,7 @@ def sample_flow(
 
 
 def output_size(height: int, width: int, max_area: int = 480 * 720, multiple: int = 16) -> tuple[int, int]:
-    """The release's rule: keep the aspect ratio, area at most max_area, both sides multiples of 16."""
+    """The release's rule: keep the aspect ratio, area at most max_area, both sides multiples of `multiple` (16)."""
     if height < 1 or width < 1:
         raise ValueError(f"image size must be positive, got {height}×{width}")
     aspect = height / width
@@ -115,21 +119,34 @@ def generate_6d(
     shift: float = 3.0,
     negative_prompt: str = "",
     progress: bool = False,
+    device: torch.device | str | None = None,
+    offload: str = "none",
 ) -> SixDVideo:
-    """Sample one 6D video for an image (3, H, W) in [−1, 1]."""
+    """Sample one 6D video for an image (3, H, W) in [−1, 1].
+
+    `device` is where the networks run (default: where the model's weights are); with
+    offload="model" each network is moved there only while it runs (see `place`).
+    """
     if image.ndim != 3 or image.shape[0] != 3:
         raise ValueError(f"image must be (3, H, W), got {tuple(image.shape)}")
-    device = next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+
+    def running(module: torch.nn.Module):
+        return resident(module, device) if offload == "model" else nullcontext()
+
     strategy = model.strategy
     height, width = image.shape[1:]
     first = image[None].to(device)
     plane = sloped_plane(height, width).permute(2, 0, 1)[None].to(device)  # X^init, Eq. 7
-    cond_rgb = autoencoder.encode_rgb(first_frame_video(first, num_frames))
-    cond_xyz = autoencoder.encode_xyz(first_frame_video(plane, num_frames))  # Eq. 8
+    with running(autoencoder):
+        cond_rgb = autoencoder.encode_rgb(first_frame_video(first, num_frames))
+        cond_xyz = autoencoder.encode_xyz(first_frame_video(plane, num_frames))  # Eq. 8
     condition = fuse(cond_rgb, cond_xyz, strategy)
     mask = guided_mask(num_frames, *cond_rgb.shape[-2:], strategy).to(device)  # Eq. 10
-    texts = encoders.encode_text([prompt, negative_prompt]).to(device)
-    image_embeds = encoders.encode_image(first).to(device)
+    with running(encoders.text_encoder):
+        texts = encoders.encode_text([prompt, negative_prompt]).to(device)
+    with running(encoders.image_encoder):
+        image_embeds = encoders.encode_image(first).to(device)
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if guidance == 1.0:
@@ -143,12 +160,24 @@ def generate_6d(
 
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(condition.shape, generator=generator).to(device)
-    latent = sample_flow(velocity, noise, make_scheduler(scheduler, shift), steps, progress)
+    with running(model):
+        latent = sample_flow(velocity, noise, make_scheduler(scheduler, shift), steps, progress)
     rgb_latent, xyz_latent = split(latent, strategy)
-    rgb = autoencoder.decode_rgb(rgb_latent)[0]  # (3, T, H, W) in [−1, 1]
-    xyz = autoencoder.decode_xyz(xyz_latent)[0]  # Eq. 9 inside decode_xyz
+    with running(autoencoder):
+        rgb = autoencoder.decode_rgb(rgb_latent)[0]  # (3, T, H, W) in [−1, 1]
+        xyz = autoencoder.decode_xyz(xyz_latent)[0]  # Eq. 9 inside decode_xyz
     rgb_uint8 = ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu()
     return SixDVideo(rgb=rgb_uint8, xyz=xyz.float().permute(1, 2, 3, 0).cpu())
+
+
+@contextmanager
+def resident(module: torch.nn.Module, device: torch.device) -> Iterator[None]:
+    """`module` on `device` for the block, back on the CPU after it (model offloading)."""
+    module.to(device)
+    try:
+        yield
+    finally:
+        module.to("cpu")
 
 
 @dataclass
@@ -159,21 +188,77 @@ class Inference:
     model: FourDNeX
     autoencoder: SixDAutoencoder
     encoders: Encoders
+    device: torch.device = torch.device("cpu")
+    offload: str = "none"
+
+
+def place(inference: Inference, device: str | torch.device = "cpu", offload: str = "none") -> Inference:
+    """Put the networks where generation runs, in one of the memory modes `nano4d plan` sizes.
+
+    none: every network on `device`. model: all stay on the CPU and each moves to `device` only
+    while it runs (encoders, then the DiT, then the decoder), as diffusers' model CPU offload
+    does. sequential: diffusers' group offloading streams the DiT one transformer block at a time
+    and the other networks layer by layer: the least GPU memory, the slowest. On CUDA the DiT
+    and the text and image encoders are cast to bf16 (the VAE stays float32).
+    """
+    if offload not in OFFLOAD_MODES:
+        raise ValueError(f"unknown offload mode {offload!r}; expected one of {OFFLOAD_MODES}")
+    device = torch.device(device)
+    if device.type == "cuda":
+        for module in (inference.model, inference.encoders.text_encoder, inference.encoders.image_encoder):
+            module.to(dtype=torch.bfloat16)
+    networks = (
+        inference.model,
+        inference.autoencoder,
+        inference.encoders.text_encoder,
+        inference.encoders.image_encoder,
+    )
+    if offload == "none":
+        for module in networks:
+            module.to(device)
+    else:
+        for module in networks:
+            module.to("cpu")
+    if offload == "sequential":
+        from diffusers.hooks import apply_group_offloading
+
+        apply_group_offloading(
+            inference.model.transformer,
+            onload_device=device,
+            offload_type="block_level",
+            num_blocks_per_group=1,
+        )
+        for module in networks[1:]:
+            if any(True for _ in module.parameters()):
+                apply_group_offloading(module, onload_device=device, offload_type="leaf_level")
+    inference.encoders.device = device
+    inference.device, inference.offload = device, offload
+    return inference
 
 
 def load_inference(
     checkpoint: str | Path, *, config_file: str | Path | None = None, model_dir: str | Path | None = None
 ) -> Inference:
-    """Rebuild the trained network from a run folder or checkpoint folder written by `train`.
+    """Rebuild the trained network from a run or checkpoint folder written by `train`, or the release's.
 
     `config_file`, if given, must describe the same network as the checkpoint (else a ValueError
-    lists the differing fields); `model_dir` points the base weights at a local Wan folder.
+    lists the differing fields); `model_dir` points the base weights at a local Wan folder. The
+    public 4DNeX release's folder holds only the adapters: its network is `config_file` (default:
+    the full preset, whose LoRA rank 64 and alpha 32 are the release's) on the base in `model_dir`.
     """
     from .train import RANDOM_INIT_FILE, build_autoencoder, latest_checkpoint, load_random_init
 
     folder = latest_checkpoint(Path(checkpoint))
-    config = config_from_dict(json.loads((folder / "config.json").read_text()))
-    if config_file is not None:
+    if not (folder / "config.json").exists():  # the public release's layout
+        if model_dir is None:
+            raise ValueError(
+                f"{folder} holds adapters without a config (the 4DNeX release layout): "
+                "pass --model-dir with the Wan2.1-I2V-14B-480P base it was trained on"
+            )
+        config = load_config(config_file if config_file is not None else None)
+    else:
+        config = config_from_dict(json.loads((folder / "config.json").read_text()))
+    if config_file is not None and (folder / "config.json").exists():
         differing = differing_fields(config, load_config(config_file), ("model", "lora", "autoencoder"))
         differing = [d for d in differing if not d.startswith("model.model_dir")]
         if differing:
@@ -200,7 +285,8 @@ def load_image(path: str | Path) -> tuple[torch.Tensor, list[str]]:
     try:
         array = np.asarray(imageio.imread(path))
     except Exception as error:  # imageio raises many types for unreadable files
-        raise ValueError(f"cannot read {path} as an image: {error}") from None
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"cannot read {path} as an image: {reason}") from None
     notes = []
     if array.dtype == np.uint16:
         array, notes = (array / 65535.0), [*notes, "16-bit image scaled to [0, 1]"]
@@ -217,13 +303,13 @@ def load_image(path: str | Path) -> tuple[torch.Tensor, list[str]]:
     if array.shape[-1] == 4:
         alpha = array[..., 3:]
         array, notes = array[..., :3] * alpha + (1 - alpha), [*notes, "RGBA composited over white"]
-    if min(array.shape[:2]) < 16:
+    if min(array.shape[:2]) < MIN_IMAGE_SIDE:
         raise ValueError(
-            f"{path}: image is {array.shape[0]}×{array.shape[1]}; both sides must be at least 16 pixels"
+            f"{path}: image is {array.shape[0]}×{array.shape[1]}; both sides must be at least {MIN_IMAGE_SIDE} pixels"
         )
-    if array.shape[0] * array.shape[1] > 64_000_000:
+    if array.shape[0] * array.shape[1] > MAX_IMAGE_PIXELS:
         raise ValueError(
-            f"{path}: image is {array.shape[0]}×{array.shape[1]}; at most 64 megapixels are accepted"
+            f"{path}: image is {array.shape[0]}×{array.shape[1]}; at most {MAX_IMAGE_PIXELS:,} pixels are accepted"
         )
     image = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1) * 2 - 1
     return image, notes
@@ -285,14 +371,16 @@ def run_generation(
     data = inference.config.data
     num_frames = num_frames or data.num_frames
     image, notes = load_image(image_path)
-    height, width = output_size(*image.shape[1:], max_area=data.height * data.width)
+    # One token is (VAE compression × patch) pixels on a side: 8 × 2 = 16 for Wan, 1 × 2 for the tiny preset.
+    token = inference.autoencoder.spatial_compression * inference.config.model.patch_size[1]
+    height, width = output_size(*image.shape[1:], max_area=data.height * data.width, multiple=token)
     if (height, width) != tuple(image.shape[1:]):
         notes.append(f"image {image.shape[1]}×{image.shape[2]} resized to {height}×{width}")
     image = resize_image(image, height, width)
     six = generate_6d(
         inference.model, inference.autoencoder, inference.encoders, image, prompt,
         num_frames=num_frames, steps=steps, guidance=guidance, seed=seed, scheduler=scheduler, shift=shift,
-        progress=progress,
+        progress=progress, device=inference.device, offload=inference.offload,
     )  # fmt: skip
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,8 @@
 
 Only the LoRA matrices and the domain embeddings train; the base DiT is frozen. Checkpoints
 store the LoRA in diffusers' LoRA format (`pytorch_lora_weights.safetensors`, the keys
-`load_lora_weights` reads) and the domain embeddings beside it (the public release's trainer
-forgets them).
+`load_lora_weights` reads) and the domain embeddings beside it in safetensors. The public 4DNeX
+release's folder (the same LoRA file + `learnable_domain_embeddings.pt`) loads too.
 """
 
 from __future__ import annotations
@@ -120,12 +120,13 @@ class FourDNeX(nn.Module):
         image: torch.Tensor | None,
     ) -> torch.Tensor:
         """Paper velocity u (B, z, f, h, w') for fused x_t, mask (B, 4, …) and condition latents."""
-        hidden = torch.cat([x_t, mask.to(x_t.dtype), condition], dim=1)  # (B, 2z + 4, f, h, w')
+        dtype = self.transformer.patch_embedding.weight.dtype  # bf16 weights take bf16 inputs
+        hidden = torch.cat([x_t, mask.to(x_t.dtype), condition], dim=1).to(dtype)  # (B, 2z + 4, f, h, w')
         v_sigma = self.transformer(
             hidden,
             timestep=wan_timestep(t).to(x_t.device),
-            encoder_hidden_states=text,
-            encoder_hidden_states_image=image,
+            encoder_hidden_states=text.to(dtype),
+            encoder_hidden_states_image=None if image is None else image.to(dtype),
             return_dict=False,
         )[0]
         return velocity_from_wan(v_sigma.float())
@@ -152,19 +153,53 @@ class FourDNeX(nn.Module):
         save_file({"weight": domain}, str(Path(directory) / DOMAIN_FILE))
 
     def load_adapters(self, directory: Path) -> None:
-        """Inverse of `save_adapters` (safetensors only; no pickle)."""
+        """Inverse of `save_adapters`; also reads the public 4DNeX release's folder.
+
+        The release stores the same diffusers-format LoRA file (no alpha inside: peft scales by
+        the configured lora.alpha / lora.rank, 32 / 64 for the release) and the domain embeddings
+        as a pickled tensor `learnable_domain_embeddings.pt`, read with `weights_only=True`.
+        """
         directory = Path(directory)
         lora = load_file(str(directory / LORA_FILE))
         prefix = "transformer."
-        stripped = {k.removeprefix(prefix): v for k, v in lora.items()}
+        stripped = {k.removeprefix(prefix): v for k, v in lora.items() if "lora_A" in k or "lora_B" in k}
+        ranks = {v.shape[0] for k, v in stripped.items() if "lora_A" in k}
+        if ranks != {self.lora.rank}:
+            raise ValueError(
+                f"{directory / LORA_FILE} has LoRA rank {sorted(ranks)}, the config says {self.lora.rank} "
+                f"(set lora.rank and lora.alpha to the checkpoint's)"
+            )
         result = set_peft_model_state_dict(self.transformer, stripped)
         if getattr(result, "unexpected_keys", None):
             raise ValueError(
                 f"{directory / LORA_FILE} has keys this model lacks: {result.unexpected_keys[:3]} ..."
             )
-        domain = load_file(str(directory / DOMAIN_FILE))["weight"]
+        if (directory / DOMAIN_FILE).exists():
+            domain = load_file(str(directory / DOMAIN_FILE))["weight"]
+        elif (directory / RELEASE_DOMAIN_FILE).exists():
+            domain = read_release_domain_embeddings(directory / RELEASE_DOMAIN_FILE)
+        else:
+            raise ValueError(f"{directory} has neither {DOMAIN_FILE} nor {RELEASE_DOMAIN_FILE}")
+        expected = tuple(self.transformer.domain_embedding.weight.shape)
+        if tuple(domain.shape) != expected:
+            raise ValueError(
+                f"domain embeddings in {directory} are {tuple(domain.shape)}, expected {expected}"
+            )
         with torch.no_grad():
             self.transformer.domain_embedding.weight.copy_(domain)
+
+
+def read_release_domain_embeddings(path: Path) -> torch.Tensor:
+    """The release's (2, D) e_RGB, e_XYZ: a raw tensor or a dict holding one, loaded without running pickle code."""
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(loaded, dict):
+        found = [v for k, v in loaded.items() if "learnable_domain_embeddings" in k]
+        if len(found) != 1:
+            raise ValueError(f"{path} holds no single `learnable_domain_embeddings` entry: {sorted(loaded)}")
+        loaded = found[0]
+    if not isinstance(loaded, torch.Tensor):
+        raise ValueError(f"{path} holds a {type(loaded).__name__}, not a tensor")
+    return loaded.float()
 
 
 def build_model(config: Config, latent_channels: int, seed: int = 0) -> FourDNeX:

@@ -3,13 +3,38 @@
 Spec: specs/generation.md
 """
 
+import json
+
+import imageio.v3 as iio
+import numpy as np
 import pytest
 import torch
+from diffusers.loaders import WanLoraLoaderMixin
 from hypothesis import given
 from hypothesis import strategies as st
+from plyfile import PlyData
+from typer.testing import CliRunner
 
+from nanofourdnex.cli import app
+from nanofourdnex.config import load_config
 from nanofourdnex.flow_matching import euler_step
-from nanofourdnex.generate import make_scheduler, output_size, sample_flow
+from nanofourdnex.fusion import fuse
+from nanofourdnex.generate import (
+    OFFLOAD_MODES,
+    generate_6d,
+    load_image,
+    load_inference,
+    make_scheduler,
+    output_size,
+    place,
+    resize_image,
+    run_generation,
+    sample_flow,
+)
+from nanofourdnex.mask import guided_mask
+from nanofourdnex.model import RELEASE_DOMAIN_FILE
+from nanofourdnex.synthetic import clip_seed, make_scene
+from nanofourdnex.train import train
 from tests.strategies import randn, seeds
 
 
@@ -71,3 +96,200 @@ def test_unknown_scheduler_and_zero_steps_are_rejected():
         make_scheduler("ddim")
     with pytest.raises(ValueError, match="steps must be >= 1"):
         sample_flow(lambda x, t: x, torch.zeros(1, 2), make_scheduler("euler"), 0)
+
+
+# --- End to end: a briefly trained micro model, a held-out synthetic first frame, every output file ---
+
+HELD_OUT = 777  # a data-set seed no training or validation clip of the tests uses
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A checkpoint of the tiny preset (1 layer, 5 frames) after a few steps, and a held-out first frame."""
+    root = tmp_path_factory.mktemp("generate")
+    overrides = [
+        f'data.root="{root}/data/train"', f'data.val_root="{root}/data/val"', "data.synthetic_train=4",
+        "data.synthetic_val=1", "data.num_frames=5", "model.num_layers=1", f'train.out="{root}/run"',
+        "train.steps=3", "train.batch_size=2", "train.micro_batch_size=2", "train.warmup_steps=1",
+        "train.val_every=3", "train.save_every=3",
+    ]  # fmt: skip
+    config = load_config("tiny", overrides)
+    train(config, progress=False)
+    scene = make_scene(clip_seed(HELD_OUT, 0), num_frames=5, height=32, width=48)
+    image = root / "first_frame.png"
+    iio.imwrite(image, scene.rgb[0])
+    return root / "run", image, scene
+
+
+def generate_into(trained, out, **kwargs):
+    run, image, _ = trained
+    options = dict(steps=4, guidance=5.0, seed=42, progress=False) | kwargs
+    return run_generation(load_inference(run), image, out, **options)
+
+
+def test_generation_writes_every_output_with_its_documented_shapes(trained, tmp_path):
+    report = generate_into(trained, tmp_path)
+    names = {str(p.relative_to(tmp_path)) for p in report.files}
+    expected = {"rgb.mp4", "xyz.mp4", "sixd.npz", "cameras.json", "depth.npz", "recovery.png"}
+    expected |= {"novel_view.mp4", "preview.png"} | {f"points/frame_{k:04d}.ply" for k in range(5)}
+    assert names == expected and all((tmp_path / n).stat().st_size > 0 for n in names)
+    six = np.load(tmp_path / "sixd.npz")
+    assert six["rgb"].dtype == np.uint8 and six["rgb"].shape == (5, 16, 24, 3)  # the tiny preset's area
+    assert six["xyz"].dtype == np.float32 and six["xyz"].shape == (5, 16, 24, 3)
+    cameras = json.loads((tmp_path / "cameras.json").read_text())
+    assert len(cameras["frames"]) == 5 and np.asarray(cameras["K"]).shape == (3, 3)
+    assert np.load(tmp_path / "depth.npz")["depth"].shape == (5, 16, 24)
+    assert iio.imread(tmp_path / "novel_view.mp4").shape[0] == 5
+    assert "resized to 16×24" in " ".join(report.notes)
+
+
+def test_same_seed_gives_identical_outputs_and_another_seed_does_not(trained, tmp_path):
+    generate_into(trained, tmp_path / "a")
+    generate_into(trained, tmp_path / "b")
+    generate_into(trained, tmp_path / "c", seed=7)
+    a, b, c = (np.load(tmp_path / k / "sixd.npz") for k in "abc")
+    assert np.array_equal(a["xyz"], b["xyz"]) and np.array_equal(a["rgb"], b["rgb"])
+    assert not np.array_equal(a["xyz"], c["xyz"])
+    assert (tmp_path / "a" / "cameras.json").read_text() == (tmp_path / "b" / "cameras.json").read_text()
+
+
+def test_point_clouds_read_back_with_plyfile_give_the_generated_points_and_colours(trained, tmp_path):
+    generate_into(trained, tmp_path)
+    six = np.load(tmp_path / "sixd.npz")
+    for k in range(5):
+        vertex = PlyData.read(str(tmp_path / "points" / f"frame_{k:04d}.ply"))["vertex"]
+        points = np.stack([vertex["x"], vertex["y"], vertex["z"]], -1)
+        colours = np.stack([vertex["red"], vertex["green"], vertex["blue"]], -1)
+        finite = np.isfinite(six["xyz"][k]).all(-1)
+        assert np.array_equal(points, six["xyz"][k][finite]) and np.array_equal(
+            colours, six["rgb"][k][finite]
+        )
+
+
+def test_memory_modes_give_the_same_video(trained, tmp_path):
+    """Model offloading and diffusers' group offloading (on the CPU here) change where weights live, not results."""
+    run, image, scene = trained
+    videos = {}
+    for mode in OFFLOAD_MODES:
+        inference = place(load_inference(run), "cpu", mode)
+        videos[mode] = generate_6d(
+            inference.model, inference.autoencoder, inference.encoders, resize_image(load_image(image)[0], 16, 24),
+            "", num_frames=5, steps=2, offload=mode,
+        )  # fmt: skip
+    for mode in OFFLOAD_MODES[1:]:
+        torch.testing.assert_close(videos[mode].xyz, videos["none"].xyz, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="unknown offload mode"):
+        place(load_inference(run), "cpu", "disk")
+
+
+def test_the_release_layout_loads_the_same_adapters(trained, tmp_path):
+    """The 4DNeX release folder: the diffusers LoRA file without metadata + a pickled (2, D) tensor."""
+    run, _, _ = trained
+    ours = load_inference(run)
+    lora, domain = ours.model.adapter_state()
+    WanLoraLoaderMixin.save_lora_weights(tmp_path, transformer_lora_layers=lora)
+    torch.save(domain, tmp_path / RELEASE_DOMAIN_FILE)
+    fresh = load_inference(run).model
+    with torch.no_grad():  # forget the trained adapters: the outputs change ...
+        for name, parameter in fresh.named_parameters():
+            if "lora_B" in name or "domain_embedding" in name:
+                parameter.zero_()
+    inputs = micro_inputs(ours)
+    assert not torch.equal(fresh(*inputs), ours.model(*inputs))
+    fresh.load_adapters(tmp_path)  # ... and come back exactly from the release layout
+    assert torch.equal(fresh(*inputs), ours.model(*inputs))
+    torch.save({"transformer.learnable_domain_embeddings": domain}, tmp_path / RELEASE_DOMAIN_FILE)
+    fresh.load_adapters(tmp_path)  # the dict form of the file loads too
+    with pytest.raises(ValueError, match="without a config"):
+        load_inference(tmp_path)
+
+
+def micro_inputs(inference):
+    """Model inputs of a checkpoint's shapes, through its own autoencoder and encoders."""
+    g = torch.Generator().manual_seed(0)
+    video = torch.rand(1, 3, 5, 16, 24, generator=g) * 2 - 1
+    rgb, xyz = inference.autoencoder.encode_rgb(video), inference.autoencoder.encode_xyz(video)
+    latent = fuse(rgb, xyz, "width")
+    mask = guided_mask(5, *rgb.shape[-2:], "width")
+    text = inference.encoders.encode_text(["a red ball"])
+    image = inference.encoders.encode_image(video[:, :, 0])
+    return torch.randn(latent.shape, generator=g), torch.tensor([0.3]), mask, latent, text, image
+
+
+# --- Bad input through the CLI: one line, non-zero exit, no traceback ---
+
+
+def cli(*args):
+    result = CliRunner().invoke(app, ["generate", *map(str, args)])
+    return result.exit_code, result.output  # stdout and stderr together
+
+
+def image_file(path, array):
+    iio.imwrite(path, array)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "no image file"),
+        ("garbage", "cannot read"),
+        ("tiny", "at least 16 pixels"),
+        ("other config", "another config: model.num_layers"),
+        ("missing model dir", "does not exist"),
+        ("offload", "unknown offload mode"),
+        ("device", "unknown device"),
+    ],
+)
+def test_each_bad_input_gives_its_one_line_message(trained, tmp_path, case, message):
+    run, image, _ = trained
+    args = [image, "--checkpoint", run, "--out", tmp_path / "out", "--steps", "1", "--device", "cpu"]
+    if case == "missing":
+        args[0] = tmp_path / "nothing.png"
+    elif case == "garbage":
+        args[0] = tmp_path / "garbage.png"
+        args[0].write_bytes(b"not an image at all")
+    elif case == "tiny":
+        args[0] = image_file(tmp_path / "tiny.png", np.zeros((8, 8, 3), np.uint8))
+    elif case == "other config":
+        args += ["--config", "tiny"]  # the preset has 4 layers, the checkpoint 1
+    elif case == "missing model dir":
+        args += ["--model-dir", tmp_path / "no_such_wan"]
+    elif case == "offload":
+        args += ["--offload", "disk"]
+    elif case == "device":
+        args += ["--device", "toaster"]
+    code, output = cli(*args)
+    assert code != 0 and message in output and "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_an_image_over_the_pixel_limit_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr("nanofourdnex.generate.MAX_IMAGE_PIXELS", 1000)
+    path = image_file(tmp_path / "big.png", np.zeros((40, 40, 3), np.uint8))
+    with pytest.raises(ValueError, match="at most 1,000 pixels"):
+        load_image(path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "note"),
+    [("rgba", "RGBA composited over white"), ("grey", "greyscale image"), ("16-bit", "16-bit image")],
+)
+def test_rgba_greyscale_and_16_bit_images_are_converted_with_a_note(trained, tmp_path, kind, note):
+    run, _, scene = trained
+    rgb = scene.rgb[0]
+    array = {
+        "rgba": np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], -1),
+        "grey": rgb.mean(-1).astype(np.uint8),
+        "16-bit": rgb.astype(np.uint16) * 257,
+    }[kind]
+    path = image_file(
+        tmp_path / f"{kind}.{'tif' if kind == '16-bit' else 'png'}", array
+    )  # PNG writers stop at 8-bit RGB
+    code, output = cli(
+        path, "--checkpoint", run, "--out", tmp_path / "out", "--steps", "1", "--device", "cpu"
+    )
+    assert code == 0 and f"note: {note}" in output
+    converted, _ = load_image(path)
+    expected = np.repeat(array[..., None], 3, -1) if kind == "grey" else rgb
+    torch.testing.assert_close(converted, torch.from_numpy(expected / 255.0).float().permute(2, 0, 1) * 2 - 1)
