@@ -283,7 +283,7 @@ def _read_depth_frames(folder: Path) -> np.ndarray:
 def _read_image(file: Path) -> np.ndarray:
     try:
         return iio.imread(file)
-    except (OSError, ValueError, RuntimeError) as error:
+    except (OSError, ValueError, RuntimeError, SyntaxError) as error:  # PIL: SyntaxError on a truncated PNG
         raise ClipError(f"{file}: unreadable ({error})") from error
 
 
