@@ -50,6 +50,11 @@ class LoraConfig:
     alpha: int = 32
     targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
     ffn: bool = False  # also adapt ffn.net.0.proj and ffn.net.2
+    # Base parameters trained in full beside the LoRA: a name matches a parameter equal to it, under it
+    # ("patch_embedding" → patch_embedding.weight) or ending in it ("scale_shift_table" → every block's).
+    # Empty for the paper (a pretrained base); the tiny preset's base is random and needs its embedders,
+    # modulation tables and output head trained (see tiny_configs/tiny.toml).
+    train_base: tuple[str, ...] = ()
 
 
 @dataclass

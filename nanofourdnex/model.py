@@ -38,6 +38,7 @@ from .token_encoding import SEQUENCE_AXIS, DomainEmbedding, SharedRoPE
 LORA_FILE = "pytorch_lora_weights.safetensors"
 DOMAIN_FILE = "domain_embeddings.safetensors"
 RELEASE_DOMAIN_FILE = "learnable_domain_embeddings.pt"  # the public 4DNeX release's name
+TRAINED_BASE_FILE = "trained_base.safetensors"  # base parameters trained in full (lora.train_base)
 FFN_TARGETS = ("ffn.net.0.proj", "ffn.net.2")
 MASK_CHANNELS = 4
 
@@ -85,6 +86,13 @@ def tuple_or(value):
     return tuple(value) if isinstance(value, list) else value
 
 
+def trains_in_full(name: str, train_base: tuple[str, ...]) -> bool:
+    """Whether base parameter `name` is one of `lora.train_base` (equal, under it, or ending in it)."""
+    return "lora_" not in name and any(
+        name == m or name.startswith(m + ".") or name.endswith("." + m) for m in train_base
+    )
+
+
 def peft_config(lora: LoraConfig) -> PeftLoraConfig:
     targets = list(lora.targets) + (list(FFN_TARGETS) if lora.ffn else [])
     return PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=targets, init_lora_weights=True)
@@ -108,7 +116,9 @@ class FourDNeX(nn.Module):
         transformer.add_adapter(peft_config(lora))
         transformer.requires_grad_(False)
         for name, parameter in transformer.named_parameters():
-            parameter.requires_grad_("lora_" in name or name == "domain_embedding.weight")
+            parameter.requires_grad_(
+                "lora_" in name or name == "domain_embedding.weight" or trains_in_full(name, lora.train_base)
+            )
 
     def forward(
         self,
@@ -151,6 +161,16 @@ class FourDNeX(nn.Module):
             directory, transformer_lora_layers=lora, transformer_lora_adapter_metadata=metadata
         )
         save_file({"weight": domain}, str(Path(directory) / DOMAIN_FILE))
+        if self.lora.train_base:
+            save_file(self.trained_base_state(), str(Path(directory) / TRAINED_BASE_FILE))
+
+    def trained_base_state(self) -> dict[str, torch.Tensor]:
+        """The base parameters trained in full (`lora.train_base`), by their transformer names."""
+        return {
+            name: parameter.detach().contiguous()
+            for name, parameter in self.transformer.named_parameters()
+            if trains_in_full(name, self.lora.train_base)
+        }
 
     def load_adapters(self, directory: Path) -> None:
         """Inverse of `save_adapters`; also reads the public 4DNeX release's folder.
@@ -187,6 +207,15 @@ class FourDNeX(nn.Module):
             )
         with torch.no_grad():
             self.transformer.domain_embedding.weight.copy_(domain)
+        if self.lora.train_base:
+            trained = load_file(str(directory / TRAINED_BASE_FILE))
+            expected = self.trained_base_state()
+            if set(trained) != set(expected):
+                raise ValueError(
+                    f"{directory / TRAINED_BASE_FILE} holds {sorted(set(trained) ^ set(expected))[:3]} ... "
+                    f"which lora.train_base = {list(self.lora.train_base)} does not (or the reverse)"
+                )
+            self.transformer.load_state_dict(trained, strict=False)
 
 
 def read_release_domain_embeddings(path: Path) -> torch.Tensor:

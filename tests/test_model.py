@@ -125,6 +125,32 @@ def test_save_then_load_reproduces_outputs_exactly(tmp_path):
         assert torch.equal(restored(*args), model(*args))
 
 
+TINY_TRAIN_BASE = '["patch_embedding", "condition_embedder", "proj_out", "scale_shift_table"]'
+
+
+def test_train_base_trains_exactly_the_named_base_parameters_and_checkpoints_them(tmp_path):
+    """The tiny preset's random base trains its embedders, modulation tables and head beside the LoRA."""
+    config = tiny_config("width", train_base=TINY_TRAIN_BASE)
+    model = build_model(config, Z, seed=0)
+    perturb_adapters(model, 0)
+    model(*inputs("width")).pow(2).mean().backward()
+    trained = {n.removeprefix("transformer.") for n, p in model.named_parameters() if p.grad is not None}
+    base = {n for n in trained if "lora_" not in n and n != "domain_embedding.weight"}
+    roots = {n.split(".")[0] for n in base if not n.startswith("blocks.")}
+    assert roots == {"patch_embedding", "condition_embedder", "proj_out", "scale_shift_table"}
+    assert {n for n in base if n.startswith("blocks.")} == {f"blocks.{i}.scale_shift_table" for i in range(2)}
+    with torch.no_grad():
+        for name, parameter in model.transformer.named_parameters():
+            if name in base:
+                parameter.add_(0.1)
+    model.save_adapters(tmp_path)
+    restored = build_model(config, Z, seed=0)
+    restored.load_adapters(tmp_path)
+    args = inputs("width", seed=3)
+    with torch.no_grad():
+        assert torch.equal(restored(*args), model(*args))
+
+
 def test_saved_lora_loads_with_diffusers_own_loader(tmp_path):
     """The file is in diffusers' LoRA format: `load_lora_adapter` reads it and gives the same model."""
     config = tiny_config("width")

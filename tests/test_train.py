@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from nanofourdnex.config import load_config
 from nanofourdnex.generate import load_inference
-from nanofourdnex.model import DOMAIN_FILE, LORA_FILE
+from nanofourdnex.model import DOMAIN_FILE, LORA_FILE, TRAINED_BASE_FILE
 from nanofourdnex.train import OPTIMIZER_FILE, RANDOM_INIT_FILE, STATE_FILE, step_generator, train
 
 
@@ -52,8 +52,9 @@ def test_checkpoints_are_safetensors_and_json_written_atomically(tmp_path):
     assert [c.name for c in checkpoints] == ["step_0000003", "step_0000004"]  # the last two are kept
     assert (result.out / "latest").read_text().strip() == "step_0000004"
     files = {p.name for p in checkpoints[-1].iterdir()}
-    assert files == {LORA_FILE, DOMAIN_FILE, OPTIMIZER_FILE, STATE_FILE, RANDOM_INIT_FILE, "config.json"}
-    for name in (LORA_FILE, DOMAIN_FILE, OPTIMIZER_FILE, RANDOM_INIT_FILE):
+    weights = {LORA_FILE, DOMAIN_FILE, TRAINED_BASE_FILE, OPTIMIZER_FILE, RANDOM_INIT_FILE}
+    assert files == weights | {STATE_FILE, "config.json"}  # the tiny preset trains part of its base
+    for name in weights:
         assert load_file(str(checkpoints[-1] / name))  # loads without pickle
     assert json.loads((checkpoints[-1] / STATE_FILE).read_text())["step"] == 4
     assert not list(result.out.rglob("*.tmp"))
