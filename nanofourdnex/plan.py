@@ -94,7 +94,7 @@ from .autoencoder import TEMPORAL
 from .config import Config
 from .fusion import fuse, token_grid
 from .mask import guided_mask
-from .model import FFN_TARGETS, MASK_CHANNELS, build_model, peft_config, transformer_kwargs
+from .model import FFN_TARGETS, MASK_CHANNELS, build_model, peft_config, trains_in_full, transformer_kwargs
 from .token_encoding import DomainEmbedding
 
 GB = 1e9
@@ -160,6 +160,7 @@ class ParameterCount:
     lora: int
     lora_modules: int
     domain: int  # e_RGB, e_XYZ (Eq. 11)
+    trained_base: int = 0  # base parameters trained in full (lora.train_base; 0 for the paper)
 
     @property
     def root(self) -> int:
@@ -168,7 +169,7 @@ class ParameterCount:
 
     @property
     def trainable(self) -> int:
-        return self.lora + self.domain
+        return self.lora + self.domain + self.trained_base
 
 
 @dataclass(frozen=True)
@@ -351,7 +352,14 @@ def count_parameters(config: Config) -> ParameterCount:
     inject_adapter_in_model(peft_config(config.lora), transformer, low_cpu_mem_usage=True)
     lora = sum(p.numel() for name, p in transformer.named_parameters() if "lora_" in name)
     modules = sum(1 for name, _ in transformer.named_modules() if name.endswith(".lora_A"))
-    return ParameterCount(base, block, config.model.num_layers, lora, modules, domain.weight.numel())
+    trained_base = sum(
+        p.numel()
+        for name, p in transformer.named_parameters()
+        if trains_in_full(name, config.lora.train_base)
+    )
+    return ParameterCount(
+        base, block, config.model.num_layers, lora, modules, domain.weight.numel(), trained_base
+    )
 
 
 @dataclass(frozen=True)
@@ -563,6 +571,7 @@ def format_plan(p: Plan) -> str:
         ("  one block", f"{n.block:,}", ""),
         (f"LoRA ({n.lora_modules} modules)", f"{n.lora:,}", ""),
         ("domain embeddings e_RGB, e_XYZ", f"{n.domain:,}", ""),
+        *[("base trained in full (lora.train_base)", f"{n.trained_base:,}", "")] * (n.trained_base > 0),
         ("trainable", f"{n.trainable:,}", f"({100 * n.trainable / n.base:.2f} % of the DiT)"),
         "tokens per sample",
         ("latent per modality (z, f, h, w)", str(t.latent), ""),

@@ -70,7 +70,7 @@ EXPECTED = {
 }
 ERROR_NAMES = {  # the file an unreadable clip's error must name
     "broken_depth": "frame_0003.npy",
-    "broken_png": "broken_png: SyntaxError",  # PIL's error for a cut PNG: not a ClipError, so the clip is named
+    "broken_png": "rgb_0000.png",  # the reader names the cut frame (PIL raises SyntaxError for it)
     "broken_trajectory": "pred_traj.txt",
     "broken_confidence": "conf",
     "broken_loss": "alignment_loss.txt",
