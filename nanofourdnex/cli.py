@@ -27,10 +27,6 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _not_implemented(command: str, issue: int) -> None:
-    fail(f"`nano4d {command}` is not implemented yet (tracked in issue {issue})")
-
-
 def resolve_config(tiny: bool, full: bool, config: Path | None, overrides: list[str]):
     """Defaults (the paper's full run) ← --tiny preset or --config FILE ← --set overrides."""
     from .config import load_config
@@ -392,10 +388,11 @@ def ablate(
         "all",
         "--strategies",
         help="Comma-separated: channel-linear, channel-switcher, batch-switcher, batch-cdsa-full, "
-        "batch-cdsa-sparse, frame, height, width; or all.",
+        "batch-cdsa-sparse, frame, height, width, frame-stock-rope, height-stock-rope, "
+        "width-stock-rope; or all.",
     ),
     steps: int | None = typer.Option(
-        None, "--steps", help="Training steps per strategy and seed [default: 150; --quick: 2]."
+        None, "--steps", help="Training steps per strategy and seed [default: 120; --quick: 2]."
     ),
     seeds: int | None = typer.Option(None, "--seeds", help="Seeds per strategy [default: 3; --quick: 1]."),
     out: Path = typer.Option(
@@ -406,12 +403,15 @@ def ablate(
     quick: bool = typer.Option(
         False, "--quick", help="A seconds-long budget for tests: 1-layer backbone, 2 steps, 4 + 2 clips."
     ),
+    workers: int = typer.Option(
+        2, "--workers", help="Single-threaded runs side by side (one per core); results do not depend on it."
+    ),
 ) -> None:
     """Train and compare the fusion strategies of section 4.2 (Fig. 4, App. B.1) in miniature.
 
     Every strategy trains on the same synthetic clips with the same budget, seeds and random
-    draws, then samples the same held-out scenes. The default budget takes about 20 minutes
-    on one core (OMP_NUM_THREADS=1).
+    draws, then samples the same held-out scenes. The default budget (11 strategies x 3 seeds x
+    120 steps) took 15 minutes on 2 lightly shared cores with OMP_NUM_THREADS=1 (24 under heavy load).
     """
     import dataclasses
 
@@ -423,7 +423,7 @@ def ablate(
         budget = dataclasses.replace(
             QUICK_BUDGET if quick else DEFAULT_BUDGET, **{k: v for k, v in given.items() if v is not None}
         )
-        result = run_ablation(names, budget, out)
+        result = run_ablation(names, budget, out, workers)
     except (ValueError, FloatingPointError) as error:
         fail(str(error))
     typer.echo((out / "ablation.md").read_text())

@@ -93,6 +93,13 @@ def trains_in_full(name: str, train_base: tuple[str, ...]) -> bool:
     )
 
 
+def add_lora(transformer: WanTransformer3DModel, lora: LoraConfig) -> None:
+    """Inject peft LoRA; the LoRA and `lora.train_base` train, every other parameter present is frozen."""
+    transformer.add_adapter(peft_config(lora))
+    for name, parameter in transformer.named_parameters():
+        parameter.requires_grad_("lora_" in name or trains_in_full(name, lora.train_base))
+
+
 def peft_config(lora: LoraConfig) -> PeftLoraConfig:
     targets = list(lora.targets) + (list(FFN_TARGETS) if lora.ffn else [])
     return PeftLoraConfig(r=lora.rank, lora_alpha=lora.alpha, target_modules=targets, init_lora_weights=True)
@@ -113,12 +120,8 @@ class FourDNeX(nn.Module):
         transformer.rope = SharedRoPE.like(transformer.rope, strategy)  # both halves share positions (Eq. 11)
         dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
         DomainEmbedding(dim, strategy).attach(transformer)
-        transformer.add_adapter(peft_config(lora))
-        transformer.requires_grad_(False)
-        for name, parameter in transformer.named_parameters():
-            parameter.requires_grad_(
-                "lora_" in name or name == "domain_embedding.weight" or trains_in_full(name, lora.train_base)
-            )
+        add_lora(transformer, lora)
+        transformer.domain_embedding.weight.requires_grad_(True)
 
     def forward(
         self,
