@@ -149,13 +149,11 @@ def generate_6d(
         image_embeds = encoders.encode_image(first).to(device)
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        # The two passes run one after the other, as the Wan pipeline does: half the activation memory.
+        u_cond = model(x, t, mask, condition, texts[:1], image_embeds)
         if guidance == 1.0:
-            return model(x, t, mask, condition, texts[:1], image_embeds)
-        both = model(  # conditional and unconditional in one batch of two
-            x.repeat(2, 1, 1, 1, 1), t.repeat(2), mask.expand(2, -1, -1, -1, -1),
-            condition.repeat(2, 1, 1, 1, 1), texts, image_embeds.repeat(2, 1, 1),
-        )  # fmt: skip
-        u_cond, u_uncond = both.chunk(2)
+            return u_cond
+        u_uncond = model(x, t, mask, condition, texts[1:], image_embeds)
         return u_uncond + guidance * (u_cond - u_uncond)
 
     generator = torch.Generator().manual_seed(seed)
@@ -255,7 +253,7 @@ def load_inference(
                 f"{folder} holds adapters without a config (the 4DNeX release layout): "
                 "pass --model-dir with the Wan2.1-I2V-14B-480P base it was trained on"
             )
-        config = load_config(config_file if config_file is not None else None)
+        config = load_config(config_file)  # None: the full preset
     else:
         config = config_from_dict(json.loads((folder / "config.json").read_text()))
     if config_file is not None and (folder / "config.json").exists():
