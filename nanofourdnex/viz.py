@@ -39,6 +39,10 @@ TIME_COLORS = "viridis"  # anything ordered in time: frames, training steps
 DEPTH_COLORS = "magma_r"  # depth: near is bright
 DEPTH_FRAMES = 4  # frames in the depth strip of plot_recovery
 TRAJECTORY_ARROWS = 12  # viewing directions drawn along the trajectory
+PREVIEW_FRAMES = 5  # frames per row of plot_preview
+UPRIGHT = np.array(
+    [[1, 0, 0], [0, 0, 1], [0, -1, 0]]
+)  # world (x, y, z) → plot (x, z, −y): OpenCV y-down reads upright
 
 
 @contextmanager
@@ -51,6 +55,17 @@ def figure(path: str | Path, size: tuple[float, float]) -> Iterator[Figure]:
         fig.savefig(path)
 
 
+def evenly_spaced(count: int, most: int) -> np.ndarray:
+    """At most `most` distinct frame indices spread evenly over 0 … count − 1, first and last included."""
+    return np.unique(np.linspace(0, count - 1, min(most, count)).round().astype(int))
+
+
+def depth_range(depth: np.ndarray) -> tuple[float, float]:
+    """The 2nd and 98th percentiles of the finite depths: one colour scale for every depth panel."""
+    finite = depth[np.isfinite(depth)]
+    return tuple(np.percentile(finite, [2, 98])) if finite.size else (0.0, 1.0)
+
+
 def plot_recovery(result: CameraRecovery, path: str | Path) -> Path:
     """Camera trajectory (centres and viewing directions) beside a depth strip of a few frames.
 
@@ -59,13 +74,11 @@ def plot_recovery(result: CameraRecovery, path: str | Path) -> Path:
     """
     path = Path(path)
     count = len(result.R)
-    shown = np.unique(np.linspace(0, count - 1, min(DEPTH_FRAMES, count)).round().astype(int))
-    arrows = np.unique(np.linspace(0, count - 1, min(TRAJECTORY_ARROWS, count)).round().astype(int))
-    upright = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]])  # (x, y, z) → (x, z, −y)
-    centers = result.centers @ upright.T
-    forward = result.R[:, 2] @ upright.T  # the camera's z axis in world coordinates (third row of R)
+    shown, arrows = evenly_spaced(count, DEPTH_FRAMES), evenly_spaced(count, TRAJECTORY_ARROWS)
+    centers = result.centers @ UPRIGHT.T
+    forward = result.R[:, 2] @ UPRIGHT.T  # the camera's z axis in world coordinates (third row of R)
+    near, far = depth_range(result.depth)
     finite = result.depth[np.isfinite(result.depth)]
-    near, far = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
     # Arrows a tenth of the path's extent or of the typical depth, whichever is longer.
     typical_depth = float(np.median(np.abs(finite))) if finite.size else 1.0
     arrow = 0.1 * max(np.ptp(centers, axis=0).max(), typical_depth)
@@ -87,9 +100,6 @@ def plot_recovery(result: CameraRecovery, path: str | Path) -> Path:
             image.grid(False)
         fig.colorbar(shading, ax=fig.axes[1:], shrink=0.6, label="depth z")
     return path
-
-
-PREVIEW_FRAMES = 5  # frames per row of plot_preview
 
 
 def plot_loss_curve(rows: list[dict], path: str | Path) -> Path:
@@ -124,13 +134,8 @@ def plot_preview(
     recovery from the XYZ video. A few evenly spaced frames are shown per row.
     """
     path = Path(path)
-    count = len(rgb)
-    shown = np.unique(np.linspace(0, count - 1, min(PREVIEW_FRAMES, count)).round().astype(int))
-    shown_novel = np.unique(
-        np.linspace(0, len(novel) - 1, min(PREVIEW_FRAMES, len(novel))).round().astype(int)
-    )
-    finite = result.depth[np.isfinite(result.depth)]
-    near, far = np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0)
+    shown, shown_novel = evenly_spaced(len(rgb), PREVIEW_FRAMES), evenly_spaced(len(novel), PREVIEW_FRAMES)
+    near, far = depth_range(result.depth)
     aspect = rgb.shape[1] / rgb.shape[2]
     columns = len(shown)
     with figure(path, (1.7 * columns + 3.2, 4 * 1.7 * aspect + 0.8)) as fig:
@@ -154,8 +159,7 @@ def plot_preview(
                     ax.set_title(f"frame {k}", fontsize=7)
                 if c == 0:
                     ax.set_ylabel(name)
-        upright = np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]])  # (x, y, z) → (x, z, −y), as in plot_recovery
-        centers = result.centers @ upright.T
+        centers = result.centers @ UPRIGHT.T
         ax = fig.add_subplot(grid[:, columns], projection="3d")
         ax.plot(*centers.T, color="0.6", linewidth=0.8)
         ax.scatter(*centers.T, c=np.arange(len(centers)), cmap=TIME_COLORS, s=8, depthshade=False)
