@@ -37,18 +37,11 @@ import torch
 from nanofourdnex.data import ClipDataset
 from nanofourdnex.generate import generate_6d, load_inference
 from nanofourdnex.render import render_video
-from nanofourdnex.reprojection import recover_cameras
+from nanofourdnex.reprojection import recover_cameras, rotation_angle
 from nanofourdnex.synthetic import write_dataset
 from nanofourdnex.xyz_init import sloped_plane
 
 HELD_OUT_SEED = 777  # the tiny preset's clips use seeds 0 (train) and 100,000 (validation)
-
-
-def rotation_error_degrees(R: np.ndarray, truth: np.ndarray) -> float:
-    """Mean geodesic angle between two (T, 3, 3) rotation sequences."""
-    relative = np.einsum("tij,tkj->tik", R, truth)
-    cosine = np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1, 1)
-    return float(np.degrees(np.arccos(cosine)).mean())
 
 
 def scores(xyz: np.ndarray, rgb: np.ndarray, truth: np.ndarray, true_cameras) -> tuple[float, ...]:
@@ -59,7 +52,7 @@ def scores(xyz: np.ndarray, rgb: np.ndarray, truth: np.ndarray, true_cameras) ->
     """
     point = float(np.linalg.norm(xyz - truth, axis=-1).mean())
     cameras = recover_cameras(xyz)
-    rotation = rotation_error_degrees(cameras.R, true_cameras.R)
+    rotation = float(rotation_angle(cameras.R, true_cameras.R).mean())
     focal = float(abs(cameras.focal - true_cameras.focal) / true_cameras.focal)
     video = render_video(xyz, rgb, cameras.K, cameras.R, cameras.t)
     same = (video.frames.numpy() == rgb).all(-1) & video.masks.numpy()
@@ -102,7 +95,7 @@ def main() -> None:
             # the static identity (no motion) and it has no focal or self-render score.
             point = float(np.linalg.norm(plane[None] - truth, axis=-1).mean())
             static = np.broadcast_to(np.eye(3), true_cameras.R.shape)
-            plane_scores.append((point, rotation_error_degrees(static, true_cameras.R), np.nan, np.nan))
+            plane_scores.append((point, float(rotation_angle(static, true_cameras.R).mean()), np.nan, np.nan))
 
     model, plane = np.array(model_scores), np.array(plane_scores)
     print(

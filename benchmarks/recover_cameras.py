@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from nanofourdnex.reprojection import backproject, depth_from_xyz, intrinsics, recover_cameras
+from nanofourdnex.reprojection import backproject, depth_from_xyz, intrinsics, recover_cameras, rotation_angle
 
 ADAM_ITERATIONS = 1500
 ADAM_LR = 5e-3
@@ -80,9 +80,8 @@ def corrupt(clip: Clip, noise: float, outliers: float, seed: int = 0) -> tuple[n
 
 
 def rotation_error(R: np.ndarray, truth: np.ndarray) -> float:
-    """Largest angle (degrees) of R·truthᵀ over the frames, from the chord (exact near 0)."""
-    chord = np.linalg.norm(R - truth, axis=(-2, -1))
-    return float(np.degrees(2 * np.arcsin(np.clip(chord / (2 * np.sqrt(2)), 0, 1))).max())
+    """Largest angle (degrees) of R·truthᵀ over the frames."""
+    return float(rotation_angle(R, truth).max())
 
 
 def rot6d(a: torch.Tensor) -> torch.Tensor:

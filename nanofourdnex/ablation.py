@@ -59,7 +59,7 @@ from .flow_matching import flow_matching_loss, interpolate
 from .fusion import fuse, split
 from .fusion_variants import VARIANTS, FusionVariant, build_variant, variant_interaction_distance
 from .generate import make_scheduler, sample_flow
-from .reprojection import CameraRecovery, recover_cameras
+from .reprojection import CameraRecovery, recover_cameras, rotation_angle
 from .train import build_autoencoder, ensure_synthetic_data, prepare_cache, step_draws
 
 PAPER_LATENT = (16, 13, 60, 90)  # 49 frames of 480×720 through the Wan VAE
@@ -236,9 +236,7 @@ def rotation_error(recovery: CameraRecovery, reference: CameraRecovery) -> float
     def relative(R: np.ndarray) -> np.ndarray:
         return R[1:] @ R[0].T
 
-    difference = relative(recovery.R) @ relative(reference.R).transpose(0, 2, 1)
-    cosine = np.clip((np.trace(difference, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
-    return float(np.degrees(np.arccos(cosine)).mean())
+    return float(rotation_angle(relative(recovery.R), relative(reference.R)).mean())
 
 
 def focal_error(recovery: CameraRecovery, reference: CameraRecovery) -> float:

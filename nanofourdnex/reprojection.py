@@ -89,6 +89,16 @@ class CameraRecovery:
         return pose
 
 
+def rotation_angle(R: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Degrees of R·referenceᵀ for rotations (..., 3, 3), the camera error of Eq. 13's R.
+
+    From the chord ‖R − reference‖_F = 2√2·sin(θ/2), which stays exact near θ = 0 where
+    arccos((tr − 1)/2) loses half its digits.
+    """
+    chord = np.linalg.norm(np.asarray(R) - np.asarray(reference), axis=(-2, -1))
+    return np.degrees(2 * np.arcsin(np.clip(chord / (2 * np.sqrt(2)), 0, 1)))
+
+
 def intrinsics(focal: float | np.ndarray, height: int, width: int) -> np.ndarray:
     """K with square pixels and the principal point at the grid centre: (3, 3), or (T, 3, 3) for (T,) focals."""
     focal = np.asarray(focal, dtype=np.float64)

@@ -26,6 +26,7 @@ from nanofourdnex.reprojection import (
     intrinsics,
     load_xyz,
     recover_cameras,
+    rotation_angle,
     save_recovery,
 )
 from tests.strategies import seeds
@@ -72,9 +73,19 @@ def make_scene(
 
 
 def rotation_error(R1: np.ndarray, R2: np.ndarray) -> np.ndarray:
-    """Angle (radians) of R1·R2ᵀ per frame, from the chord ‖R1 − R2‖_F = 2√2·sin(θ/2) (exact near 0)."""
-    chord = np.linalg.norm(R1 - R2, axis=(-2, -1))
-    return 2 * np.arcsin(np.clip(chord / (2 * np.sqrt(2)), 0, 1))
+    """Angle (radians) of R1·R2ᵀ per frame."""
+    return np.radians(rotation_angle(R1, R2))
+
+
+@given(st.floats(-179.0, 179.0), st.integers(0, 2), seeds)
+def test_rotation_angle_is_the_angle_of_the_relative_rotation(degrees, axis, seed):
+    """Hand value: R = reference·(rotation by θ about a coordinate axis) is θ away, exactly near θ = 0."""
+    reference = Rotation.random(random_state=seed).as_matrix()
+    turn = Rotation.from_rotvec(np.radians(degrees) * np.eye(3)[axis]).as_matrix()
+    angle = rotation_angle(reference @ turn, reference)
+    assert angle == pytest.approx(abs(degrees), rel=1e-9, abs=1e-12)
+    tiny = Rotation.from_rotvec(1e-10 * np.eye(3)[axis]).as_matrix()  # 5.7e-9 degrees
+    assert rotation_angle(tiny, np.eye(3)) == pytest.approx(np.degrees(1e-10), rel=1e-6)
 
 
 def corrupt(scene: Scene, seed: int, noise: float, outliers: float) -> tuple[np.ndarray, np.ndarray]:
