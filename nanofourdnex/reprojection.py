@@ -52,6 +52,7 @@ COLLINEAR = 1e-6  # √(λ_mid/λ_max) below which a frame's points lie on a lin
 PLANAR = 0.03  # √(λ_min/λ_max) of a frame's point scatter below which it counts as a plane
 MIN_POINTS = 6  # the DLT has 11 unknowns and each point gives 2 equations
 SAMPLES_PER_FRAME = 5000  # automatic stride: at most about this many sampled pixels per frame
+DENSE_BLOCK = 1 << 17  # pixels per block of the dense depth pass (its float32 temporaries fit in cache)
 MAX_ITERATIONS = 40
 TOLERANCE = 1e-10  # stop when no update moves by more (radians, normalised world units, log f)
 HYPOTHESES = 256  # robust start: P(no outlier-free 6-point set | 40 % outliers) = (1 − 0.6⁶)²⁵⁶ < 1e-5
@@ -137,18 +138,20 @@ def depth_from_xyz(
     R, t = R.astype(xyz.dtype), t.astype(xyz.dtype)
     depth = np.empty(xyz.shape[:3], dtype=xyz.dtype)
     residual = np.empty_like(depth)
-    # One frame at a time keeps every temporary in cache; each line is whole-image array maths.
-    for k in range(frames):
-        f, cx, cy = K[k, 0, 0], K[k, 0, 2], K[k, 1, 2]
-        rx = ((np.arange(width) - cx) / f).astype(xyz.dtype)  # (W,) ray r = (r_x, r_y, 1)
-        ry = ((np.arange(height) - cy) / f).astype(xyz.dtype)[:, None]  # (H, 1)
+    # Frames in blocks of about DENSE_BLOCK pixels: each temporary stays in cache, and a small clip
+    # still takes a few whole-array operations rather than a few per frame.
+    size = max(1, DENSE_BLOCK // (height * width))
+    for block in (slice(k, k + size) for k in range(0, frames, size)):
+        f, cx, cy = (K[block, i, j][:, None, None] for i, j in ((0, 0), (0, 2), (1, 2)))  # (B, 1, 1)
+        rx = ((np.arange(width) - cx) / f).astype(xyz.dtype)  # (B, 1, W) ray r = (r_x, r_y, 1)
+        ry = ((np.arange(height)[:, None] - cy) / f).astype(xyz.dtype)  # (B, H, 1)
         inv_q = 1 / (rx * rx + ry * ry + 1)  # 1/‖r‖²
-        px = xyz[k] @ R[k, 0] + t[k, 0]  # P = R·q̂ + t, one component at a time
-        py = xyz[k] @ R[k, 1] + t[k, 1]
-        pz = xyz[k] @ R[k, 2] + t[k, 2]
+        px, py, pz = (  # P = R·q̂ + t, one component at a time: rows of xyz times the row R_i
+            (xyz[block] @ R[block, None, i, :, None])[..., 0] + t[block, i, None, None] for i in range(3)
+        )
         d = (rx * px + ry * py + pz) * inv_q  # d* = rᵀP / ‖r‖²
-        depth[k] = d
-        residual[k] = np.sqrt((px - d * rx) ** 2 + (py - d * ry) ** 2 + (pz - d) ** 2)  # ‖P − d*·r‖
+        depth[block] = d
+        residual[block] = np.sqrt((px - d * rx) ** 2 + (py - d * ry) ** 2 + (pz - d) ** 2)  # ‖P − d*·r‖
     return depth, residual
 
 
@@ -177,24 +180,29 @@ def recover_cameras(
     frames, height, width, _ = xyz.shape
     step = stride or int(np.ceil(np.sqrt(height * width / SAMPLES_PER_FRAME)))
     sample = (slice(None), slice(step // 2, None, step), slice(step // 2, None, step))
-    # Step 1: sampled points X (T, N, 3), their pixels x (N, 2) relative to the principal point, weights w.
-    points = xyz[sample].reshape(frames, -1, 3).astype(np.float64)
-    weight = np.isfinite(points).all(-1).astype(np.float64)
+    # Step 1: sampled points X (T, 3, N), their pixels x (2, N) relative to the principal point, weights
+    # w (T, N). Coordinates come first so that every array operation runs along the N points.
+    points = np.ascontiguousarray(np.moveaxis(xyz[sample], -1, 1), dtype=np.float64).reshape(frames, 3, -1)
+    weight = np.isfinite(points).all(1).astype(np.float64)
     if confidence is not None:
         confidence = _as_float_array(confidence, expected=(frames, height, width))
         if not (np.isfinite(confidence).all() and (confidence >= 0).all()):
             raise ValueError("confidence must be finite and >= 0")
         weight *= confidence[sample].reshape(frames, -1)
-    points[weight == 0] = 0.0
+    unused = np.broadcast_to(weight[:, None] == 0, points.shape)
+    points[unused] = 0.0
     v, u = np.mgrid[0:height, 0:width][(slice(None), *sample[1:])]
-    pixels = np.stack([u - (width - 1) / 2, v - (height - 1) / 2], axis=-1).reshape(-1, 2).astype(np.float64)
+    pixels = np.stack([u - (width - 1) / 2, v - (height - 1) / 2]).reshape(2, -1).astype(np.float64)
     _check_support(weight)
     # Normalise the world once (centroid, mean distance 1) so tolerances mean the same for any scene.
-    center = (weight[..., None] * points).sum((0, 1)) / weight.sum()
-    spread = (weight * np.linalg.norm(points - center, axis=-1)).sum() / weight.sum()
+    # (In place: at the sizes where the whole fit takes milliseconds, fresh memory is much of the cost.)
+    center = (points @ weight[..., None]).sum(0)[:, 0] / weight.sum()
+    points -= center[:, None]
+    spread = (weight * _lengths(points)).sum() / weight.sum()
     if spread == 0:
         raise ValueError("all valid xyz points are equal; cameras are not determined")
-    points = np.where(weight[..., None] > 0, (points - center) / spread, 0.0)
+    points /= spread
+    points[unused] = 0.0
     # Steps 2-3.
     R, t, focal = _initialise(points, pixels, weight, shared_focal, loss)
     # float32 input carries about 7 digits: smaller steps would only chase its rounding.
@@ -266,66 +274,73 @@ def _check_support(weight: np.ndarray) -> None:
 
 
 def _weighted_frame(points: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame weighted centroid (T, D) and scatter matrix (T, D, D) of points (T, N, D)."""
+    """Per-frame weighted centroid (T, D) and scatter matrix (T, D, D) of points (T, D, N)."""
     total = weight.sum(1)
-    centroid = (weight[:, None] @ points)[:, 0] / total[:, None]
-    offsets = points - centroid[:, None]
-    scatter = (offsets * weight[..., None]).transpose(0, 2, 1) @ offsets / total[:, None, None]
+    centroid = (points @ weight[..., None])[..., 0] / total[:, None]
+    offsets = points - centroid[..., None]
+    scatter = (offsets * weight[:, None]) @ offsets.transpose(0, 2, 1) / total[:, None, None]
     return centroid, scatter
 
 
-def _hartley(points: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """(T, D+1, D+1) similarity moving each frame's points to centroid 0 and mean distance √D."""
-    dim = points.shape[-1]
-    centroid = (weight[:, None] @ points)[:, 0] / weight.sum(1)[:, None]
-    distance = np.linalg.norm(points - centroid[:, None], axis=-1)
-    mean_distance = (weight * distance).sum(1) / weight.sum(1)
+def _hartley(points: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hartley normalisation per frame of points (T, D, N): the homogeneous points moved to centroid 0
+    and mean distance √D, (T, D+1, N), and that similarity as a (T, D+1, D+1) matrix."""
+    frames, dim, count = points.shape
+    centroid = (points @ weight[..., None])[..., 0] / weight.sum(1)[:, None]
+    normalised = np.ones((frames, dim + 1, count))
+    offsets = np.subtract(points, centroid[..., None], out=normalised[:, :dim])
+    mean_distance = (weight * _lengths(offsets)).sum(1) / weight.sum(1)
     scale = np.sqrt(dim) / np.where(mean_distance > 0, mean_distance, 1.0)  # 1: coincident points
-    normaliser = np.zeros((len(points), dim + 1, dim + 1))
-    normaliser[:, :dim, :dim] = scale[:, None, None] * np.eye(dim)
-    normaliser[:, :dim, dim] = -scale[:, None] * centroid
-    normaliser[:, dim, dim] = 1.0
-    return normaliser
+    offsets *= scale[:, None, None]
+    similarity = np.zeros((frames, dim + 1, dim + 1))
+    similarity[:, :dim, :dim] = scale[:, None, None] * np.eye(dim)
+    similarity[:, :dim, dim] = -scale[:, None] * centroid
+    similarity[:, dim, dim] = 1.0
+    return normalised, similarity
+
+
+def _lengths(vectors: np.ndarray) -> np.ndarray:
+    """(T, N) Euclidean lengths of the vectors (T, D, N)."""
+    return np.sqrt(np.einsum("tdn,tdn->tn", vectors, vectors))
 
 
 def _homogeneous(points: np.ndarray) -> np.ndarray:
-    return np.concatenate([points, np.ones((*points.shape[:-1], 1))], axis=-1)
+    """(T, D+1, N) points with a row of ones appended to (T, D, N)."""
+    return np.concatenate([points, np.ones((len(points), 1, points.shape[-1]))], axis=1)
 
 
 def _normalise(
     pixels: np.ndarray, points: np.ndarray, weight: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Hartley-normalised homogeneous pixels x̃ (T, N, 3) and points X̃ (T, N, D+1), and both similarities."""
-    pixels = np.broadcast_to(pixels, (*points.shape[:2], 2))
-    norm_x, norm_X = _hartley(pixels, weight), _hartley(points, weight)
-    x = _homogeneous(pixels) @ norm_x.transpose(0, 2, 1)
-    X = _homogeneous(points) @ norm_X.transpose(0, 2, 1)
+    """Hartley-normalised homogeneous pixels x̃ (T, 3, N) and points X̃ (T, D+1, N), and both similarities."""
+    x, norm_x = _hartley(np.broadcast_to(pixels, (len(points), *pixels.shape)), weight)
+    X, norm_X = _hartley(points, weight)
     return x, X, norm_x, norm_X
 
 
 def _solve_dlt(x: np.ndarray, X: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """DLT in normalised coordinates: the (S, 3, D+1) matrix m with x̃ ∝ m·X̃ for S point sets (S, N, ·).
+    """DLT in normalised coordinates: the (S, 3, D+1) matrix m with x̃ ∝ m·X̃ for S point sets (S, ·, N).
 
     Each point adds the rows m₁·X̃ − a·(m₃·X̃) = 0 and m₂·X̃ − b·(m₃·X̃) = 0, x̃ = (a, b, 1), so
         AᵀWA = [[G, 0, −G_a], [0, G, −G_b], [−G_a, −G_b, G_{a²+b²}]],   G_s = Σ w·s·X̃X̃ᵀ.
-    The last entry of m is fixed to 1 (it is λ times the depth of the points' centroid, never 0 for
-    points in front) and the rest solves the normal equations.
+    The first two block rows give m₁ = G⁻¹G_a·m₃ and m₂ = G⁻¹G_b·m₃; put into the third, they
+    leave the Schur complement S·m₃ = 0 with S = G_{a²+b²} − G_a·G⁻¹G_a − G_b·G⁻¹G_b. The last
+    entry of m₃ is fixed to 1 (it is λ times the depth of the points' centroid, never 0 for points
+    in front) and the rest of m₃ solves S's first D rows.
     """
-    sets, _, cols = X.shape
-    a, b = x[..., 0], x[..., 1]
-
-    def moment(scale: np.ndarray) -> np.ndarray:  # G_s, (S, D+1, D+1)
-        return (X * (weight * scale)[..., None]).transpose(0, 2, 1) @ X
-
-    G, Ga, Gb, Gab = moment(np.ones_like(a)), moment(a), moment(b), moment(a * a + b * b)
-    zero = np.zeros_like(G)
-    normal = np.block([[G, zero, -Ga], [zero, G, -Gb], [-Ga, -Gb, Gab]])  # (S, n, n)
-    n = normal.shape[-1]
-    # A 1e-12 ridge keeps a degenerate random sample (repeated points) solvable; it moves a real
-    # solution by about 1e-12, which Gauss-Newton removes.
-    ridge = 1e-12 * np.trace(normal, axis1=1, axis2=2)[:, None, None] * np.eye(n - 1)
-    m = np.linalg.solve(normal[:, :-1, :-1] + ridge, -normal[:, :-1, -1:])[..., 0]
-    return np.concatenate([m, np.ones((sets, 1))], axis=-1).reshape(sets, 3, cols)
+    cols = X.shape[1]
+    a, b = x[:, :1], x[:, 1:2]  # (S, 1, N)
+    weighted, transposed = X * weight[:, None], X.transpose(0, 2, 1)
+    G, Ga, Gb, Gq = ((weighted * s) @ transposed for s in (1.0, a, b, a * a + b * b))  # G_s, (S, D+1, D+1)
+    # A 1e-12 ridge keeps a degenerate random sample (coplanar or repeated points) solvable; it moves
+    # a real solution by about 1e-12, which Gauss-Newton removes.
+    eye = np.eye(cols)
+    G = G + 1e-12 * np.trace(G, axis1=1, axis2=2)[:, None, None] * eye
+    Ma, Mb = np.split(np.linalg.solve(G, np.concatenate([Ga, Gb], axis=-1)), 2, axis=-1)  # G⁻¹G_a, G⁻¹G_b
+    S = Gq - Ga @ Ma - Gb @ Mb
+    S = S + 1e-12 * np.trace(S, axis1=1, axis2=2)[:, None, None] * eye
+    m3 = np.concatenate([np.linalg.solve(S[:, :-1, :-1], -S[:, :-1, -1:]), np.ones((len(S), 1, 1))], axis=1)
+    return np.concatenate([Ma @ m3, Mb @ m3, m3], axis=-1).transpose(0, 2, 1)  # rows m₁, m₂, m₃
 
 
 def _dlt(pixels: np.ndarray, points: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -346,9 +361,9 @@ def _nearest_rotation(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _in_front(row: np.ndarray, points: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """(T,) sign ±1 that makes most weighted points' depth row·[X, 1] positive."""
-    z = points @ row[:, :-1, None] + row[:, -1:, None]  # (T, N, 1)
-    return np.where((weight * np.sign(z[..., 0])).sum(1) >= 0, 1.0, -1.0)
+    """(T,) sign ±1 that makes most weighted points' depth row·[X, 1] positive (points (T, D, N))."""
+    z = (row[:, None, :-1] @ points)[:, 0] + row[:, -1:]  # (T, N)
+    return np.where((weight * np.sign(z)).sum(1) >= 0, 1.0, -1.0)
 
 
 def _initialise(
@@ -375,7 +390,9 @@ def _initialise(
     solid = ~planar
     basis = axes[:, :, ::-1].copy()  # columns e₁, e₂ (in the plane), n
     basis[:, :, 2] = np.cross(basis[:, :, 0], basis[:, :, 1])  # right-handed, so B is a rotation
-    plane = ((points[planar] - centroid[planar, None]) @ basis[planar])[..., :2]  # (a, b) = Bᵀ(X − c)
+    plane = (basis[planar].transpose(0, 2, 1) @ (points[planar] - centroid[planar, :, None]))[
+        :, :2
+    ]  # Bᵀ(X − c)
     if loss != "squared":
         weight = weight.copy()
         weight[solid] *= _least_quantile_weights(pixels, points[solid], weight[solid], loss)
@@ -418,16 +435,16 @@ def _homography_pose(
 
 
 def _transfer_error(matrix: np.ndarray, x: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """‖x − π(M·X)‖ for hypotheses M (T, H, 3, D+1) and homogeneous x (T, N, 3), X (T, N, D+1); (T, H, N)."""
+    """‖x − π(M·X)‖ for hypotheses M (T, H, 3, D+1) and homogeneous x (T, 3, N), X (T, D+1, N); (T, H, N)."""
     frames, count, rows, cols = matrix.shape
-    projected = (matrix.reshape(frames, count * rows, cols) @ X.transpose(0, 2, 1)).reshape(
+    projected = (matrix.reshape(frames, count * rows, cols) @ X).reshape(
         frames, count, rows, -1
     )  # (T, H, 3, N)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        error = np.hypot(
-            projected[:, :, 0] / projected[:, :, 2] - x[:, None, :, 0],
-            projected[:, :, 1] / projected[:, :, 2] - x[:, None, :, 1],
-        )
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inverse_z = 1 / projected[:, :, 2]
+        du = projected[:, :, 0] * inverse_z - x[:, None, 0]
+        dv = projected[:, :, 1] * inverse_z - x[:, None, 1]
+        error = np.sqrt(du * du + dv * dv)
     return np.where(np.isfinite(error), error, np.inf)
 
 
@@ -441,22 +458,24 @@ def _least_quantile_weights(
     of it runs in each frame's Hartley coordinates, which only rescale the errors. A fixed seed keeps
     the recovery a deterministic function of its input.
     """
-    frames, count, dim = points.shape
+    frames, dim, count = points.shape
     minimal = -(-(3 * (dim + 1) - 1) // 2)  # unknowns of M up to scale, 2 equations per point
     x, X, _, _ = _normalise(pixels, points, weight)
     rng = np.random.default_rng(0)
     order = np.argsort(weight <= 0, axis=1, kind="stable")  # valid points first
     draws = rng.random((frames, HYPOTHESES * minimal + TEST_POINTS)) * (weight > 0).sum(1, keepdims=True)
-    chosen = np.take_along_axis(order, draws.astype(int), axis=1)
-    frame = np.arange(frames)[:, None]
-    sets = chosen[:, : HYPOTHESES * minimal].reshape(frames, HYPOTHESES * minimal)
+    chosen = np.take_along_axis(order, draws.astype(int), axis=1)[:, None]  # (T, 1, draws)
+
+    def minimal_sets(array: np.ndarray) -> np.ndarray:  # (T, C, N) -> (T·HYPOTHESES, C, minimal)
+        picked = np.take_along_axis(array, chosen[..., : HYPOTHESES * minimal], axis=2)
+        rows = array.shape[1]
+        return picked.reshape(frames, rows, HYPOTHESES, minimal).swapaxes(1, 2).reshape(-1, rows, minimal)
+
     hypotheses = _solve_dlt(
-        x[frame, sets].reshape(frames * HYPOTHESES, minimal, 3),
-        X[frame, sets].reshape(frames * HYPOTHESES, minimal, dim + 1),
-        np.ones((frames * HYPOTHESES, minimal)),
+        minimal_sets(x), minimal_sets(X), np.ones((frames * HYPOTHESES, minimal))
     ).reshape(frames, HYPOTHESES, 3, dim + 1)
-    test = chosen[:, HYPOTHESES * minimal :]
-    error = _transfer_error(hypotheses, x[frame, test], X[frame, test])
+    test = chosen[..., HYPOTHESES * minimal :]
+    error = _transfer_error(hypotheses, np.take_along_axis(x, test, 2), np.take_along_axis(X, test, 2))
     rank = int(QUANTILE * TEST_POINTS)
     best = np.partition(error, rank, axis=-1)[..., rank].argmin(1)
     error = _transfer_error(hypotheses[np.arange(frames), best][:, None], x, X)[:, 0]
@@ -465,8 +484,8 @@ def _least_quantile_weights(
 
 def _residual_scale(error: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Robust noise scale σ (T,) per frame: median ‖e‖ / 1.1774 over its valid points (e is 2-D)."""
-    ordered = np.sort(np.where(valid, error, np.inf), axis=1)
     middle = (valid.sum(1) - 1) // 2
+    ordered = np.partition(np.where(valid, error, np.inf), np.unique(middle), axis=1)
     return np.take_along_axis(ordered, middle[:, None], axis=1)[:, 0] / RAYLEIGH_MEDIAN
 
 
@@ -511,7 +530,7 @@ class _RayFit:
 
     P: np.ndarray  # (3, T, N) camera coordinates R·X + t
     depth: np.ndarray  # (T, N) d* = rᵀP/‖r‖²
-    axes: tuple[tuple[np.ndarray | float, ...], ...]  # (a₁, a₂), each three (T, N) components
+    axes: tuple[tuple[np.ndarray | float, ...], ...]  # (a₁, a₂), each three (T, N) or (1, N) components
     e: np.ndarray  # (T, 2, N)
     error: np.ndarray  # (T, N) ‖e‖
 
@@ -519,29 +538,36 @@ class _RayFit:
     def of(
         points: np.ndarray, pixels: np.ndarray, R: np.ndarray, t: np.ndarray, focal: np.ndarray
     ) -> _RayFit:
-        px, py, pz = P = (R @ points.transpose(0, 2, 1) + t[:, :, None]).transpose(1, 0, 2)
-        rx, ry = pixels.T[:, None, :] / focal[:, None]  # r = K⁻¹[u, v, 1]ᵀ
+        """Points (T, 3, N), pixels (2, N), cameras R (T, 3, 3), t (T, 3), and focal (T,), or (1,) when
+        every frame shares it: then the rays and their bases are computed once for all frames."""
+        px, py, pz = P = (R @ points + t[:, :, None]).transpose(1, 0, 2)
+        rx, ry = pixels[:, None, :] / focal[:, None]  # r = K⁻¹[u, v, 1]ᵀ
         q = rx * rx + ry * ry + 1  # ‖r‖²
         n1, n2 = np.sqrt(1 + rx * rx), np.sqrt((1 + rx * rx) * q)
         a1 = (1 / n1, 0.0, -rx / n1)
         a2 = (-rx * ry / n2, (1 + rx * rx) / n2, -ry / n2)
-        e = np.stack([(px - rx * pz) / n1, a2[0] * px + a2[1] * py + a2[2] * pz], axis=1)
-        return _RayFit(P, (rx * px + ry * py + pz) / q, (a1, a2), e, np.sqrt((e * e).sum(1)))
+        e = np.stack([a1[0] * px + a1[2] * pz, a2[0] * px + a2[1] * py + a2[2] * pz], axis=1)
+        return _RayFit(P, (rx * px + ry * py + pz) / q, (a1, a2), e, _lengths(e))
 
-    def jacobian(self) -> np.ndarray:
-        """(T, 7, 2, N): row of e_k = [(P × a_k)ᵀ, a_kᵀ, −d*·a_k,z] for δ = (ω, τ, s = log f).
+    def normal_equations(self, root: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """JᵀWJ (T, 7, 7) and JᵀWe (T, 7) for IRLS weights W = diag(root²), root (T, N).
 
-        With R ← exp([ω]ₓ)·R, t ← exp([ω]ₓ)·t + τ, f ← f·e^δs. The last entry is ∂e_k/∂s without the
+        Residual component e_k has the row [(P × a_k)ᵀ, a_kᵀ, −d*·a_k,z] for δ = (ω, τ, s = log f),
+        with R ← exp([ω]ₓ)·R, t ← exp([ω]ₓ)·t + τ, f ← f·e^δs. The last entry is ∂e_k/∂s without the
         term that turns a_k against e itself: like Gauss-Newton's dropped second derivatives it
-        vanishes at zero residual, and its share of the gradient is exactly 0.
+        vanishes at zero residual, and its share of the gradient is exactly 0. Each component adds
+        its own (T, 7, N) block of rows, so J is never held whole.
         """
         px, py, pz = self.P
-        J = np.zeros((*self.depth.shape[:1], 7, 2, self.depth.shape[1]))
-        for k, (ax, ay, az) in enumerate(self.axes):
-            J[:, 0, k], J[:, 1, k], J[:, 2, k] = py * az - pz * ay, pz * ax - px * az, px * ay - py * ax
-            J[:, 3, k], J[:, 4, k], J[:, 5, k] = ax, ay, az
-            J[:, 6, k] = -self.depth * az
-        return J
+        normal, gradient = 0.0, 0.0
+        for k, axis in enumerate(self.axes):
+            ax, ay, az = (root * component for component in axis)  # rows are linear in a_k: √w·a_k
+            J = np.stack(
+                [py * az - pz * ay, pz * ax - px * az, px * ay - py * ax, ax, ay, az, -self.depth * az], 1
+            )
+            normal = normal + J @ J.transpose(0, 2, 1)
+            gradient = gradient + (J @ (root * self.e[:, k])[..., None])[..., 0]
+        return normal, gradient
 
 
 def _damped_step(
@@ -583,18 +609,15 @@ def _refine(
     moves the points by less than the tolerance or 1/1000 of the noise scale σ.
     """
     valid = weight > 0
-    frames, count, _ = points.shape
     damping = 1e-4
-    fit = _RayFit.of(points, pixels, R, t, focal)
+    rays = slice(1) if shared_focal else slice(None)  # a shared focal: one set of rays for every frame
+    fit = _RayFit.of(points, pixels, R, t, focal[rays])
     iterations = 0
     while iterations < MAX_ITERATIONS:
         sigma = _residual_scale(fit.error, valid)
         rho, w = _robust_loss(fit.error, sigma, loss)
         cost = (weight * rho).sum()
-        root = np.sqrt(weight * w)[:, None, :]
-        Jw = (fit.jacobian() * root[:, None]).reshape(frames, 7, 2 * count)
-        normal = Jw @ Jw.transpose(0, 2, 1)  # JᵀWJ (T, 7, 7)
-        gradient = (Jw @ (fit.e * root).reshape(frames, 2 * count, 1))[..., 0]  # JᵀWe (T, 7)
+        normal, gradient = fit.normal_equations(np.sqrt(weight * w))
         while iterations < MAX_ITERATIONS:
             iterations += 1
             delta, delta_s = _damped_step(normal, gradient, damping, shared_focal)
@@ -607,9 +630,12 @@ def _refine(
                     np.einsum("tij,tj->ti", rotation, t) + delta[:, 3:],
                     focal * np.exp(delta_s),
                 )
-                trial = _RayFit.of(points, pixels, *candidate)
+                if converged:  # a step this small is taken without checking the cost
+                    R, t, focal = candidate
+                    break
+                trial = _RayFit.of(points, pixels, *candidate[:2], candidate[2][rays])
                 trial_cost = (weight * _robust_loss(trial.error, sigma, loss)[0]).sum()
-            if converged or trial_cost <= cost:
+            if trial_cost <= cost:
                 R, t, focal = candidate
                 fit, damping = trial, damping / 10
                 break

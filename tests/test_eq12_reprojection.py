@@ -266,6 +266,17 @@ def test_robust_loss_survives_outliers_that_break_least_squares():
     )
 
 
+@given(seeds, st.sampled_from([0.0, 0.05, 0.2, 0.4]))
+def test_robust_recovery_is_accurate_for_any_share_of_outliers(seed, outliers):
+    """With 0.5 % noise the default stays within 1° and 3 % focal from no outliers up to 40 %
+    (measured over 200 such scenes: at most 0.21° and 0.5 %; a failed start is off by tens of degrees)."""
+    scene = make_scene(seed, frames=3, height=48, width=64)
+    xyz, _ = corrupt(scene, seed, noise=0.005, outliers=outliers)
+    result = recover_cameras(xyz)
+    assert np.degrees(rotation_error(result.R, scene.R)).max() < 1.0
+    assert abs(result.focal / scene.K[0, 0] - 1) < 0.03
+
+
 def test_residual_separates_outliers_from_exact_points():
     scene = make_scene(11, frames=3, height=32, width=40)
     xyz, wrong = corrupt(scene, 12, noise=0.0, outliers=0.3)
