@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from .config import Thresholds
+
 app = typer.Typer(
     name="nano4d",
     help="4DNeX in miniature: image -> 6D video (RGB + XYZ point maps) with Wan2.1 + LoRA.",
@@ -269,27 +271,41 @@ def curate(
     ),
     workers: int = typer.Option(1, "--workers", help="Processes measuring clips in parallel."),
     min_luminance: float | None = typer.Option(
-        None, "--min-luminance", help="Reject darker clips: mean luminance below this (default 0.1)."
+        None,
+        "--min-luminance",
+        help=f"Reject darker clips: mean luminance below this (default {Thresholds.min_luminance:g}).",
     ),
     max_luminance: float | None = typer.Option(
-        None, "--max-luminance", help="Reject brighter clips: mean luminance above this (default 0.9)."
+        None,
+        "--max-luminance",
+        help=f"Reject brighter clips: mean luminance above this (default {Thresholds.max_luminance:g}).",
     ),
     max_alignment_loss: float | None = typer.Option(
-        None, "--max-alignment-loss", help="Reject clips whose alignment loss exceeds this (default inf)."
+        None,
+        "--max-alignment-loss",
+        help=f"Reject clips whose alignment loss exceeds this (default {Thresholds.max_alignment_loss:g}).",
     ),
     max_speed: float | None = typer.Option(
-        None, "--max-speed", help="Mean camera speed, scene depths per frame (default 0.05)."
+        None,
+        "--max-speed",
+        help=f"Mean camera speed, scene depths per frame (default {Thresholds.max_speed:g}).",
     ),
     max_acceleration: float | None = typer.Option(
-        None, "--max-acceleration", help="Mean camera acceleration, depths per frame² (default 0.005)."
+        None,
+        "--max-acceleration",
+        help=f"Mean camera acceleration, depths per frame² (default {Thresholds.max_acceleration:g}).",
     ),
     max_curvature: float | None = typer.Option(
-        None, "--max-curvature", help="Mean curvature of Eq. 1, 1/scene depth (default 300)."
+        None,
+        "--max-curvature",
+        help=f"Mean curvature of Eq. 1, 1/scene depth (default {Thresholds.max_curvature:g}).",
     ),
     top_r: float | None = typer.Option(
-        None, "--top-r", help="Percentage kept by MCV and by HCPR, each (default 80)."
+        None, "--top-r", help=f"Percentage kept by MCV and by HCPR, each (default {Thresholds.top_r:g})."
     ),
-    tau: float | None = typer.Option(None, "--tau", help="HCPR counts confidence above tau (default 3)."),
+    tau: float | None = typer.Option(
+        None, "--tau", help=f"HCPR counts confidence above tau (default {Thresholds.tau:g})."
+    ),
 ) -> None:
     """Filter clips by luminance, confidence (MCV, HCPR) and camera smoothness (Eq. 1).
 
@@ -299,8 +315,8 @@ def curate(
     """
     from concurrent.futures.process import BrokenProcessPool
 
-    from .curate import Thresholds, summary_table
     from .curate import curate as run_curation
+    from .curate import summary_table
 
     given = {
         "min_luminance": min_luminance,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -123,6 +124,38 @@ class Config:
 
     def save(self, path: Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The keep rules of `nano4d curate` (§3.3). The paper gives no values; the defaults are justified
+    in specs/curation.md. They live here, beside the other defaults, so that the CLI can show them
+    in its help without loading the curation code (and torch)."""
+
+    min_luminance: float = 0.1  # Ȳ below: a near-black video (mean 8-bit level < 26)
+    max_luminance: float = 0.9  # Ȳ above: a washed-out video (mean 8-bit level > 230)
+    max_alignment_loss: float = math.inf  # off: the loss's scale depends on the reconstruction method
+    max_speed: float = 0.05  # scene depths per frame: 2.4 depths over 49 frames
+    max_acceleration: float = 0.005  # scene depths per frame²
+    max_curvature: float = 300.0  # 1 / scene depth (Eq. 1 with ε = 1e-8)
+    top_r: float = 80.0  # % kept per confidence metric
+    tau: float = 3.0  # HCPR counts C > τ; DUSt3R's demo default confidence threshold
+
+    def __post_init__(self):
+        if not 0 <= self.min_luminance <= self.max_luminance <= 1:
+            raise ValueError(
+                f"luminance bounds need 0 <= min <= max <= 1, got min {self.min_luminance}, max {self.max_luminance}"
+            )
+        for name in ("max_alignment_loss", "max_speed", "max_acceleration", "max_curvature"):
+            value = getattr(self, name)
+            if not value >= 0:  # also catches NaN
+                raise ValueError(
+                    f"{name} must be a non-negative number (or inf to switch it off), got {value}"
+                )
+        if not 0 < self.top_r <= 100:
+            raise ValueError(f"top_r must be a percentage in (0, 100], got {self.top_r}")
+        if not math.isfinite(self.tau):
+            raise ValueError(f"tau must be a finite confidence value, got {self.tau}")
 
 
 def _coerce(value, annotation, where: str):
