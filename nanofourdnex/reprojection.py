@@ -273,12 +273,16 @@ def _check_support(weight: np.ndarray) -> None:
         )
 
 
+def _centroid(points: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Per-frame weighted centroid (T, D) of points (T, D, N)."""
+    return (points @ weight[..., None])[..., 0] / weight.sum(1)[:, None]
+
+
 def _weighted_frame(points: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame weighted centroid (T, D) and scatter matrix (T, D, D) of points (T, D, N)."""
-    total = weight.sum(1)
-    centroid = (points @ weight[..., None])[..., 0] / total[:, None]
+    centroid = _centroid(points, weight)
     offsets = points - centroid[..., None]
-    scatter = (offsets * weight[:, None]) @ offsets.transpose(0, 2, 1) / total[:, None, None]
+    scatter = (offsets * weight[:, None]) @ offsets.transpose(0, 2, 1) / weight.sum(1)[:, None, None]
     return centroid, scatter
 
 
@@ -286,7 +290,7 @@ def _hartley(points: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.nda
     """Hartley normalisation per frame of points (T, D, N): the homogeneous points moved to centroid 0
     and mean distance √D, (T, D+1, N), and that similarity as a (T, D+1, D+1) matrix."""
     frames, dim, count = points.shape
-    centroid = (points @ weight[..., None])[..., 0] / weight.sum(1)[:, None]
+    centroid = _centroid(points, weight)
     normalised = np.ones((frames, dim + 1, count))
     offsets = np.subtract(points, centroid[..., None], out=normalised[:, :dim])
     mean_distance = (weight * _lengths(offsets)).sum(1) / weight.sum(1)
@@ -302,11 +306,6 @@ def _hartley(points: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.nda
 def _lengths(vectors: np.ndarray) -> np.ndarray:
     """(T, N) Euclidean lengths of the vectors (T, D, N)."""
     return np.sqrt(np.einsum("tdn,tdn->tn", vectors, vectors))
-
-
-def _homogeneous(points: np.ndarray) -> np.ndarray:
-    """(T, D+1, N) points with a row of ones appended to (T, D, N)."""
-    return np.concatenate([points, np.ones((len(points), 1, points.shape[-1]))], axis=1)
 
 
 def _normalise(
