@@ -124,11 +124,18 @@ def ablation_config(out: Path, budget: Budget) -> Config:
     ]  # fmt: skip
     if budget.num_layers:
         overrides.append(f"model.num_layers={budget.num_layers}")
-    return load_config("tiny", overrides)
+    return load_config("tiny", [*overrides, 'model.fusion="width"', 'autoencoder.kind="pixel"'])
 
 
 def with_seed(config: Config, seed: int) -> Config:
     return dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+
+
+def condition_halves(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c_RGB, c_XYZ): the cached width-fused condition split in two. The ablation's autoencoder is the
+    pixel stand-in, which encodes every pixel on its own, so these halves are exactly each panel encoded
+    alone, the condition of every strategy (tests/test_conditioning.py)."""
+    return split(batch["cond"], "width")
 
 
 def variant_loss(
@@ -140,9 +147,7 @@ def variant_loss(
 ) -> torch.Tensor:
     """Eq. 5-6 on both modalities: the mean over every RGB and XYZ latent element (the fused loss)."""
     x_rgb, x_xyz = interpolate(noise_rgb, batch["rgb"], t), interpolate(noise_xyz, batch["xyz"], t)
-    u_rgb, u_xyz = variant(
-        x_rgb, x_xyz, t, batch["cond_rgb"], batch["cond_xyz"], batch["text"], batch["image"]
-    )
+    u_rgb, u_xyz = variant(x_rgb, x_xyz, t, *condition_halves(batch), batch["text"], batch["image"])
     rgb_loss = flow_matching_loss(u_rgb, noise_rgb, batch["rgb"])
     return (rgb_loss + flow_matching_loss(u_xyz, noise_xyz, batch["xyz"])) / 2  # equal-sized halves
 
@@ -153,7 +158,7 @@ def train_variant(
     """AdamW + cosine warm-up as `train.train`, on step_draws(seed, step); returns each step's seconds."""
     train = config.train
     parameters = variant.trainable_parameters()
-    optimizer = torch.optim.AdamW(parameters, lr=train.lr, weight_decay=train.weight_decay)
+    optimizer = torch.optim.AdamW(parameters, lr=train.lr, betas=train.betas, weight_decay=train.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(optimizer, train.warmup_steps, train.steps)
     seconds = []
     variant.train()
@@ -207,7 +212,7 @@ def sample_latents(
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x_rgb, x_xyz = split(x, "channel")  # the channel axis only carries both modalities here
-        u = variant(x_rgb, x_xyz, t, batch["cond_rgb"], batch["cond_xyz"], batch["text"], batch["image"])
+        u = variant(x_rgb, x_xyz, t, *condition_halves(batch), batch["text"], batch["image"])
         return fuse(*u, "channel")
 
     x = sample_flow(velocity, fuse(*noise, "channel"), make_scheduler("unipc", 3.0), steps)

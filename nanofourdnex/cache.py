@@ -2,13 +2,14 @@
 
 For each clip the cache stores, in one safetensors file named after the clip:
 
-    rgb, xyz            (z, f, h, w)   x1 per modality: E(RGB), (E(XYZ) − μ)/σ  (Eq. 8)
-    cond_rgb, cond_xyz  (z, f, h, w)   E([I_0, 0, …, 0]) and (E([X^init, 0, …, 0]) − μ)/σ  (Eq. 7-8)
-    text                (512, D_txt)   c_txt
-    image               (N, D_img)     c_img (CLIP penultimate state of I_0)
+    rgb, xyz   (z, f, h, w)    x1 per modality: E(RGB), (E(XYZ) − μ)/σ  (Eq. 8)
+    cond       (z, f, h, 2w)   c = E([I_0 | X^init, 0, …, 0]) for width-wise fusion (Eq. 7; no Eq. 8)
+    text       (512, D_txt)    c_txt of the caption with the trigger words
+    image      (N, D_img)      c_img (CLIP penultimate state of I_0)
 
-Latents are stored per modality, unfused, so one cache serves every fusion strategy. VAE
-encoding dominates the cost of a training step otherwise. Files are written atomically
+The targets are stored per modality, unfused; the condition is already fused (it is one encode of
+both panels, see `conditioning.condition_latents`), so a cache belongs to one fusion strategy.
+VAE encoding dominates the cost of a training step otherwise. Files are written atomically
 (temporary name + rename), so an interrupted run resumes by skipping finished clips, and
 `--num-shards / --shard-index` split the work across machines.
 """
@@ -23,27 +24,28 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from .autoencoder import SixDAutoencoder, first_frame_video
-from .conditioning import Encoders
-from .xyz_init import sloped_plane
+from .autoencoder import SixDAutoencoder
+from .conditioning import Encoders, condition_latents
 
-KEYS = ("rgb", "xyz", "cond_rgb", "cond_xyz", "text", "image")
+KEYS = ("rgb", "xyz", "cond", "text", "image")
 
 
 @torch.no_grad()
 def encode_sample(
-    rgb: torch.Tensor, xyz: torch.Tensor, caption: str, autoencoder: SixDAutoencoder, encoders: Encoders
+    rgb: torch.Tensor,
+    xyz: torch.Tensor,
+    caption: str,
+    autoencoder: SixDAutoencoder,
+    encoders: Encoders,
+    strategy: str,
 ) -> dict[str, torch.Tensor]:
     """One clip's cache entry from rgb, xyz videos (3, T, H, W) in [−1, 1] and its caption."""
-    num_frames, height, width = rgb.shape[1:]
     first = rgb[:, 0][None]  # I_0 (1, 3, H, W)
-    plane = sloped_plane(height, width).permute(2, 0, 1)[None]  # X^init (1, 3, H, W), Eq. 7
     entry = {
         "rgb": autoencoder.encode_rgb(rgb[None])[0],
         "xyz": autoencoder.encode_xyz(xyz[None])[0],
-        "cond_rgb": autoencoder.encode_rgb(first_frame_video(first, num_frames))[0],
-        "cond_xyz": autoencoder.encode_xyz(first_frame_video(plane, num_frames))[0],
-        "text": encoders.encode_text([caption])[0],
+        "cond": condition_latents(autoencoder, first, rgb.shape[1], strategy)[0],
+        "text": encoders.encode_text([encoders.triggered(caption)])[0],
         "image": encoders.encode_image(first)[0],
     }
     return {k: v.float().contiguous() for k, v in entry.items()}
@@ -53,6 +55,7 @@ def build_cache(
     dataset: Dataset,
     autoencoder: SixDAutoencoder,
     encoders: Encoders,
+    strategy: str,
     cache_dir: Path,
     num_shards: int = 1,
     shard_index: int = 0,
@@ -72,7 +75,7 @@ def build_cache(
         if path.exists():
             continue  # resumable: finished clips are skipped
         item = dataset[index]
-        entry = encode_sample(item.rgb, item.xyz, item.caption, autoencoder, encoders)
+        entry = encode_sample(item.rgb, item.xyz, item.caption, autoencoder, encoders, strategy)
         temporary = path.with_suffix(".tmp")
         save_file(entry, str(temporary))
         os.replace(temporary, path)

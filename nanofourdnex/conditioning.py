@@ -1,16 +1,30 @@
-"""Text and image conditions c_txt, c_img of Eq. 6, computed as Wan2.1 I2V computes them.
+"""The DiT's three conditions (Fig. 6, Eq. 6), computed as the public 4DNeX code computes them.
 
-* c_txt: UMT5 encoder `last_hidden_state` of the prompt, cut at the prompt's length and
-  zero-padded to exactly 512 tokens. The length is not a free choice: diffusers'
-  `WanTransformer3DModel` with `added_kv_proj_dim` splits the cross-attention context into
-  image and text tokens with a hard-coded 512, so any other length is silently wrong.
-* c_img: CLIP ViT-H vision tower, **penultimate** hidden state (257 × 1280 for 224² input),
-  of the first frame.
+* c, the condition latent: the input image I_0 and the sloped plane X^init (Eq. 7) side by side in
+  **pixel space**, [I_0 | X^init] of width 2W, as the first frame of a video whose other frames are
+  zero, encoded **once** by the base autoencoder with Wan's per-channel standardisation and without
+  Eq. 8 (μ, σ normalise the XYZ *target* latent only). This is the public code's construction
+  (`WanSameRopeWBWImageToVideoPipeline.prepare_latents` and its trainer's `compute_loss`). The Wan
+  VAE's mid-block attention is global within a frame, so encoding [I_0 | X^init] is not the same
+  function as encoding each panel and concatenating latents: it is what the released weights saw.
+  Height-wise fusion stacks the panels the same way along the height. Frame-, channel- and batch-wise
+  fusion cannot share one frame, so each panel is encoded as its own first-frame video (still
+  without Eq. 8) and the latents are fused with `fusion.fuse`.
+* c_txt: UMT5 encoder `last_hidden_state` of the prompt, cut at the prompt's length and zero-padded
+  to exactly 512 tokens. The length is not a free choice: diffusers' `WanTransformer3DModel` with
+  `added_kv_proj_dim` splits the cross-attention context into image and text tokens with a
+  hard-coded 512, so any other length is silently wrong. The trigger words " POINTMAP_STYLE." go on
+  the training captions and on the positive prompt only (`Encoders.triggered`); the negative prompt
+  is encoded as given, as in the public inference.
+* c_img: CLIP ViT-H vision tower, **penultimate** hidden state (257 × 1280 for 224² input) of I_0,
+  preprocessed by transformers' `CLIPImageProcessor` (shortest-edge bicubic resize, centre crop,
+  CLIP mean/std) as the Wan I2V pipeline does: the model folder's `image_processor/` for the full
+  model, one built for the tiny encoder's input size otherwise.
 
-The full preset loads both from the local Wan2.1-I2V folder (`text_encoder/`, `tokenizer/`,
-`image_encoder/`). The tiny preset builds the same transformers classes with tiny random
-configs (seeded, offline) and a byte-level tokenizer, so the code path is identical.
-Embeddings depend only on the clip, so `train` computes them once per clip and caches them.
+The full preset loads the encoders from the local Wan2.1-I2V folder (`text_encoder/`, `tokenizer/`,
+`image_encoder/`, `image_processor/`). The tiny preset builds the same transformers classes with tiny
+random configs (seeded, offline) and transformers' byte-level `ByT5Tokenizer`, so the code path is
+identical, and `save_pretrained` writes them in the same folder layout.
 """
 
 from __future__ import annotations
@@ -18,63 +32,90 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn.functional as F
-from transformers import CLIPVisionConfig, CLIPVisionModel, UMT5Config, UMT5EncoderModel
+from transformers import (
+    ByT5Tokenizer,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    PreTrainedTokenizerBase,
+    UMT5Config,
+    UMT5EncoderModel,
+)
 
+from .autoencoder import SixDAutoencoder, first_frame_video
 from .config import Config
+from .fusion import fuse
+from .xyz_init import sloped_plane
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)  # OpenAI CLIP preprocessing
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+try:  # transformers 5 names the PIL backend; its default backend needs torchvision
+    from transformers import CLIPImageProcessorPil as CLIPImageProcessor
+except ImportError:  # transformers 4: the PIL backend is the default
+    from transformers import CLIPImageProcessor
+
+PIXEL_FUSED = ("height", "width")  # strategies whose condition panels share one frame in pixel space
 
 
-class ByteTokenizer:
-    """UTF-8 bytes as token ids (pad 0, eos 1, bytes 2..257): the tiny preset's offline tokenizer."""
+def condition_latents(
+    autoencoder: SixDAutoencoder, image: torch.Tensor, num_frames: int, strategy: str = "width"
+) -> torch.Tensor:
+    """c: image I_0 (B, 3, H, W) in [−1, 1] and X^init → the fused condition latent (B, z, f, h, 2w) for width.
 
-    vocab_size = 258
+    [I_0 | X^init] in pixel space, [frame, 0, …, 0] in time, one encode, Wan standardisation only.
+    """
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
+    batch, _, height, width = image.shape
+    plane = sloped_plane(height, width).permute(2, 0, 1).to(image)  # X^init (3, H, W), Eq. 7
+    plane = plane.expand(batch, -1, -1, -1)
+    rgb_video = first_frame_video(image, num_frames)  # (B, 3, T, H, W): [I_0, 0, …, 0]
+    xyz_video = first_frame_video(plane, num_frames)  # [X^init, 0, …, 0]
+    encode = autoencoder.base.encode  # no Eq. 8: X^init is a condition, not an XYZ target
+    if strategy in PIXEL_FUSED:
+        return encode(fuse(rgb_video, xyz_video, strategy))  # [I_0 | X^init]: one frame, one encode
+    return fuse(encode(rgb_video), encode(xyz_video), strategy)
 
-    def __call__(self, prompts: list[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = torch.zeros(len(prompts), max_length, dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            tokens = [b + 2 for b in prompt.encode("utf-8")][: max_length - 1] + [1]
-            ids[row, : len(tokens)] = torch.tensor(tokens)
-        return ids, (ids > 0).long()
+
+def tiny_image_processor(size: int) -> CLIPImageProcessor:
+    """CLIP's preprocessing (bicubic shortest-edge resize, centre crop, OpenAI mean/std) at `size` pixels."""
+    return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
 
 
 @dataclass
 class Encoders:
-    tokenizer: object
+    tokenizer: PreTrainedTokenizerBase
     text_encoder: UMT5EncoderModel
     image_encoder: CLIPVisionModel
+    image_processor: CLIPImageProcessor
     text_len: int
     prompt_suffix: str
     device: torch.device = torch.device("cpu")  # where inputs go (the encoders' execution device)
 
+    def triggered(self, prompt: str) -> str:
+        """The prompt with the release's trigger words: for captions and positive prompts only."""
+        return prompt + self.prompt_suffix
+
     @torch.no_grad()
     def encode_text(self, prompts: list[str]) -> torch.Tensor:
-        """(B, 512, text_dim): UMT5 states of each prompt (+ suffix), zero beyond its length."""
-        prompts = [p + self.prompt_suffix for p in prompts]
-        if isinstance(self.tokenizer, ByteTokenizer):
-            ids, mask = self.tokenizer(prompts, self.text_len)
-        else:
-            tokens = self.tokenizer(
-                prompts, padding="max_length", max_length=self.text_len, truncation=True, return_tensors="pt"
-            )
-            ids, mask = tokens.input_ids, tokens.attention_mask
-        ids, mask = ids.to(self.device), mask.to(self.device)
+        """(B, 512, text_dim): UMT5 states of each prompt as given, zero beyond its length."""
+        tokens = self.tokenizer(
+            prompts, padding="max_length", max_length=self.text_len, truncation=True, return_tensors="pt"
+        )
+        ids, mask = tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
         states = self.text_encoder(ids, attention_mask=mask).last_hidden_state
         return states * mask[..., None].to(states.dtype)  # Wan keeps the first len tokens, pads with 0
+
+    def clip_pixels(self, frames: torch.Tensor) -> torch.Tensor:
+        """CLIP input (B, 3, S, S) for frames (B, 3, H, W) in [−1, 1]: 8-bit images through the processor."""
+        images = ((frames.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        arrays = [np.ascontiguousarray(image.permute(1, 2, 0).numpy()) for image in images]  # (H, W, 3) each
+        return self.image_processor(images=arrays, return_tensors="pt").pixel_values
 
     @torch.no_grad()
     def encode_image(self, frames: torch.Tensor) -> torch.Tensor:
         """(B, tokens, image_dim): CLIP penultimate hidden state of frames (B, 3, H, W) in [−1, 1]."""
-        size = self.image_encoder.config.image_size
-        frames = frames.to(self.device).float()
-        x = F.interpolate((frames + 1) / 2, size=(size, size), mode="bicubic", align_corners=False)
-        mean = torch.tensor(CLIP_MEAN, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD, device=self.device).view(1, 3, 1, 1)
-        x = ((x.clamp(0, 1) - mean) / std).to(self.image_encoder.dtype)
-        return self.image_encoder(pixel_values=x, output_hidden_states=True).hidden_states[-2]
+        pixels = self.clip_pixels(frames).to(self.device, self.image_encoder.dtype)
+        return self.image_encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
 
 
 def build_encoders(config: Config, seed: int = 0) -> Encoders:
@@ -84,7 +125,7 @@ def build_encoders(config: Config, seed: int = 0) -> Encoders:
         from transformers import AutoTokenizer
 
         root = Path(model_dir)
-        for sub in ("text_encoder", "tokenizer", "image_encoder"):
+        for sub in ("text_encoder", "tokenizer", "image_encoder", "image_processor"):
             if not (root / sub).is_dir():
                 raise ValueError(
                     f"model dir {root} has no {sub}/ folder (expected a diffusers Wan2.1-I2V layout)"
@@ -92,13 +133,14 @@ def build_encoders(config: Config, seed: int = 0) -> Encoders:
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer", local_files_only=True)
         text = UMT5EncoderModel.from_pretrained(root / "text_encoder", local_files_only=True)
         image = CLIPVisionModel.from_pretrained(root / "image_encoder", local_files_only=True)
+        processor = CLIPImageProcessor.from_pretrained(root / "image_processor", local_files_only=True)
     else:
         torch.manual_seed(seed)
-        tokenizer = ByteTokenizer()
+        tokenizer = ByT5Tokenizer(extra_ids=0)  # UTF-8 bytes as tokens: needs no vocabulary file
         dim = config.model.text_dim
         text = UMT5EncoderModel(
             UMT5Config(
-                vocab_size=ByteTokenizer.vocab_size, d_model=dim, d_kv=dim // 2, d_ff=2 * dim,
+                vocab_size=len(tokenizer), d_model=dim, d_kv=dim // 2, d_ff=2 * dim,
                 num_layers=cond.tiny_text_layers, num_heads=2, dropout_rate=0.0,
             )
         )  # fmt: skip
@@ -109,6 +151,7 @@ def build_encoders(config: Config, seed: int = 0) -> Encoders:
                 image_size=cond.tiny_image_size, patch_size=cond.tiny_image_patch,
             )
         )  # fmt: skip
+        processor = tiny_image_processor(cond.tiny_image_size)
     text.eval().requires_grad_(False)
     image.eval().requires_grad_(False)
-    return Encoders(tokenizer, text, image, cond.text_len, cond.prompt_suffix)
+    return Encoders(tokenizer, text, image, processor, cond.text_len, cond.prompt_suffix)

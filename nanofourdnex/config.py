@@ -100,6 +100,7 @@ class TrainConfig:
     lr: float = 1e-4
     warmup_steps: int = 100  # the paper says "cosine learning rate warmup" without a length
     weight_decay: float = 0.01
+    betas: tuple[float, ...] = (0.9, 0.999)  # AdamW (β1, β2); the paper gives none: torch's defaults
     grad_clip: float = 1.0
     bf16: bool = True
     seed: int = 42

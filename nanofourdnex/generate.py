@@ -3,10 +3,11 @@
 Sampling integrates the flow of Eq. 5-6 from noise (t = 0) to data (t = 1) with one of
 diffusers' flow-matching schedulers, conditioned exactly as in training:
 
-    c = fuse(E([I_0, 0, …]), (E([X^init, 0, …]) − μ)/σ)     first frame + sloped plane (Eq. 7-8)
+    c = E([I_0 | X^init, 0, …, 0])                            image and sloped plane, one encode (Eq. 7)
     M = guided mask, 0.5 on the first XYZ frame               (Eq. 10)
-    u = u(x, ∅) + g·(u(x, c_txt) − u(x, ∅))                   classifier-free guidance on the prompt
+    u = u(x, c_∅) + g·(u(x, c_txt) − u(x, c_∅))               classifier-free guidance on the prompt
 
+c_txt is the prompt with the release's trigger words, c_∅ the negative prompt as given.
 Schedulers run diffusers' time (σ = 1 − t, velocity noise − data), so the model's paper
 velocity u is handed over as −u. The final latent is split into its RGB and XYZ halves; the
 XYZ half is de-normalised (Eq. 9) and both are decoded.
@@ -33,13 +34,12 @@ import torch.nn.functional as F
 from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from tqdm import tqdm
 
-from .autoencoder import SixDAutoencoder, first_frame_video
-from .conditioning import Encoders, build_encoders
+from .autoencoder import SixDAutoencoder
+from .conditioning import Encoders, build_encoders, condition_latents
 from .config import Config, config_from_dict, differing_fields, load_config
-from .fusion import fuse, split
+from .fusion import split
 from .mask import guided_mask
 from .model import FourDNeX, build_model
-from .xyz_init import sloped_plane
 
 SCHEDULERS = ("unipc", "euler")
 OFFLOAD_MODES = ("none", "model", "sequential")
@@ -135,16 +135,13 @@ def generate_6d(
         return resident(module, device) if offload == "model" else nullcontext()
 
     strategy = model.strategy
-    height, width = image.shape[1:]
-    first = image[None].to(device)
-    plane = sloped_plane(height, width).permute(2, 0, 1)[None].to(device)  # X^init, Eq. 7
+    first = image[None].to(device)  # I_0 (1, 3, H, W)
     with running(autoencoder):
-        cond_rgb = autoencoder.encode_rgb(first_frame_video(first, num_frames))
-        cond_xyz = autoencoder.encode_xyz(first_frame_video(plane, num_frames))  # Eq. 8
-    condition = fuse(cond_rgb, cond_xyz, strategy)
-    mask = guided_mask(num_frames, *cond_rgb.shape[-2:], strategy).to(device)  # Eq. 10
+        condition = condition_latents(autoencoder, first, num_frames, strategy)  # c (1, z, f, h, 2w)
+    s = autoencoder.spatial_compression
+    mask = guided_mask(num_frames, image.shape[1] // s, image.shape[2] // s, strategy).to(device)  # Eq. 10
     with running(encoders.text_encoder):
-        texts = encoders.encode_text([prompt, negative_prompt]).to(device)
+        texts = encoders.encode_text([encoders.triggered(prompt), negative_prompt]).to(device)
     with running(encoders.image_encoder):
         image_embeds = encoders.encode_image(first).to(device)
 

@@ -197,6 +197,11 @@ class FourDNeX(nn.Module):
             raise ValueError(
                 f"{directory / LORA_FILE} has keys this model lacks: {result.unexpected_keys[:3]} ..."
             )
+        missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+        if missing:  # e.g. a shallower run's file: those layers would silently stay unadapted
+            raise ValueError(
+                f"{directory / LORA_FILE} lacks LoRA weights this model has: {missing[:3]} ... ({len(missing)} missing)"
+            )
         if (directory / DOMAIN_FILE).exists():
             domain = load_file(str(directory / DOMAIN_FILE))["weight"]
         elif (directory / RELEASE_DOMAIN_FILE).exists():

@@ -150,16 +150,20 @@ def splat(
     )
 
 
-def _look_at_center(center: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """A (3,) point as given, or the per-axis median of the finite points of a (..., 3) cloud."""
+def _look_at_center(center: np.ndarray | torch.Tensor, R0: torch.Tensor, t0: torch.Tensor) -> torch.Tensor:
+    """A (3,) point as given; for a (..., 3) cloud, the per-axis median of its finite points in front of
+    camera 0, taken in camera 0's coordinates (so it lies in front too) and mapped back to the world."""
     center = center if isinstance(center, torch.Tensor) else torch.from_numpy(np.array(center))
     if center.ndim == 0 or center.shape[-1] != 3:
         raise ValueError(f"center must be a point (3,) or points (..., 3), got {tuple(center.shape)}")
-    points = center.reshape(-1, 3).double()
-    points = points[torch.isfinite(points).all(1)]
+    if center.ndim == 1:
+        return center.double()
+    points = center.reshape(-1, 3).double() @ R0.T + t0  # camera 0's coordinates X_cam = R0·X + t0
+    points = points[torch.isfinite(points).all(1) & (points[:, 2] > NEAR)]
     if len(points) == 0:
-        raise ValueError("center has no finite point")
-    return points.median(dim=0).values  # the lower median per axis: an input value, no averaging
+        raise ValueError("center has no finite point in front of camera 0")
+    median = points.median(dim=0).values  # the lower median per axis: an input value, no averaging
+    return R0.T @ (median - t0)
 
 
 def novel_trajectory(
@@ -174,8 +178,8 @@ def novel_trajectory(
     """World-to-camera (R (T, 3, 3), t (T, 3)) float64 of a novel trajectory; frame 0 is exactly (R0, t0).
 
     center is the look-at point c: a point (3,), or a point cloud (..., 3) such as the first XYZ
-    frame, whose per-axis median finite point is used. It must lie in front of camera 0; z_c is
-    its depth there. With s = i/(T − 1) running from 0 to 1:
+    frame, whose points in front of camera 0 give c as their per-axis median in that camera's
+    coordinates. It must lie in front of camera 0; z_c is its depth there. With s = i/(T − 1) running from 0 to 1:
 
     - orbit: rotate the camera about the camera's up axis (−y) through c by θ = m·sin(2πs)
       degrees (0 → +m → 0 → −m → 0; positive θ moves the camera to its right); c keeps its
@@ -191,7 +195,7 @@ def novel_trajectory(
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
     R0 = _tensor(R0, "R0", (3, 3)).double()
     t0 = _tensor(t0, "t0", (3,)).double()
-    c = _look_at_center(center)
+    c = _look_at_center(center, R0, t0)
     m = MAGNITUDES[kind] if magnitude is None else float(magnitude)
     depth = (R0 @ c + t0)[2]  # z_c, the centre's depth in camera 0
     if not depth > NEAR:

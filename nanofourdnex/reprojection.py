@@ -203,10 +203,9 @@ def recover_cameras(
         raise ValueError("all valid xyz points are equal; cameras are not determined")
     points /= spread
     points[unused] = 0.0
-    # Steps 2-3.
-    R, t, focal = _initialise(points, pixels, weight, shared_focal, loss)
-    # float32 input carries about 7 digits: smaller steps would only chase its rounding.
+    # Steps 2-3. float32 input carries about 7 digits: smaller steps would only chase its rounding.
     tolerance = max(TOLERANCE, 10 * float(np.finfo(xyz.dtype).eps))
+    R, t, focal = _initialise(points, pixels, weight, shared_focal, loss, exact=10 * tolerance)
     R, t, focal, iterations, converged = _refine(
         points, pixels, weight, R, t, focal, shared_focal, loss, tolerance
     )
@@ -366,7 +365,7 @@ def _in_front(row: np.ndarray, points: np.ndarray, weight: np.ndarray) -> np.nda
 
 
 def _initialise(
-    points: np.ndarray, pixels: np.ndarray, weight: np.ndarray, shared_focal: bool, loss: str
+    points: np.ndarray, pixels: np.ndarray, weight: np.ndarray, shared_focal: bool, loss: str, exact: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Step 2: (R, t, f) per frame from a DLT, or from a homography for frames whose points are planar."""
     frames = len(points)
@@ -394,9 +393,9 @@ def _initialise(
     ]  # Bᵀ(X − c)
     if loss != "squared":
         weight = weight.copy()
-        weight[solid] *= _least_quantile_weights(pixels, points[solid], weight[solid], loss)
+        weight[solid] *= _least_quantile_weights(pixels, points[solid], weight[solid], loss, exact)
         if planar.any():
-            weight[planar] *= _least_quantile_weights(pixels, plane, weight[planar], loss)
+            weight[planar] *= _least_quantile_weights(pixels, plane, weight[planar], loss, exact)
     camera = _dlt(pixels, points[solid], weight[solid])  # λ·diag(f, f, 1)·[R | t]
     rows = np.linalg.norm(camera[:, :, :3], axis=-1)
     focal = (rows[:, 0] + rows[:, 1]) / (2 * rows[:, 2])  # ‖m₁‖ = ‖m₂‖ = f·‖m₃‖
@@ -448,18 +447,22 @@ def _transfer_error(matrix: np.ndarray, x: np.ndarray, X: np.ndarray) -> np.ndar
 
 
 def _least_quantile_weights(
-    pixels: np.ndarray, points: np.ndarray, weight: np.ndarray, loss: str
+    pixels: np.ndarray, points: np.ndarray, weight: np.ndarray, loss: str, exact: float
 ) -> np.ndarray:
     """Robust weights (T, N) of every point under each frame's least-quantile-of-squares DLT.
 
     HYPOTHESES random minimal sets per frame (6 points for a camera, 4 for a homography) each give a
     DLT; the one with the smallest QUANTILE-th transfer error on TEST_POINTS random points wins. All
     of it runs in each frame's Hartley coordinates, which only rescale the errors. A fixed seed keeps
-    the recovery a deterministic function of its input.
+    the recovery a deterministic function of its input. A frame whose plain DLT already explains every
+    point to within `exact` (rounding) holds no outlier and keeps weight 1: there a minimal set from
+    one dominant plane could fit a third of the points as well and win.
     """
     frames, dim, count = points.shape
     minimal = -(-(3 * (dim + 1) - 1) // 2)  # unknowns of M up to scale, 2 equations per point
     x, X, _, _ = _normalise(pixels, points, weight)
+    plain = _transfer_error(_solve_dlt(x, X, weight)[:, None], x, X)[:, 0]  # (T, N)
+    exact_frames = np.where(weight > 0, plain, 0).max(1) <= exact
     rng = np.random.default_rng(0)
     order = np.argsort(weight <= 0, axis=1, kind="stable")  # valid points first
     draws = rng.random((frames, HYPOTHESES * minimal + TEST_POINTS)) * (weight > 0).sum(1, keepdims=True)
@@ -478,7 +481,8 @@ def _least_quantile_weights(
     rank = int(QUANTILE * TEST_POINTS)
     best = np.partition(error, rank, axis=-1)[..., rank].argmin(1)
     error = _transfer_error(hypotheses[np.arange(frames), best][:, None], x, X)[:, 0]
-    return _robust_loss(error, _residual_scale(error, weight > 0), loss)[1]
+    weights = _robust_loss(error, _residual_scale(error, weight > 0), loss)[1]
+    return np.where(exact_frames[:, None], 1.0, weights)
 
 
 def _residual_scale(error: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -613,7 +617,8 @@ def _refine(
     fit = _RayFit.of(points, pixels, R, t, focal[rays])
     iterations = 0
     while iterations < MAX_ITERATIONS:
-        sigma = _residual_scale(fit.error, valid)
+        # On exact maps the residuals are rounding, not noise: σ stays at the tolerance.
+        sigma = np.maximum(_residual_scale(fit.error, valid), tolerance)
         rho, w = _robust_loss(fit.error, sigma, loss)
         cost = (weight * rho).sum()
         normal, gradient = fit.normal_equations(np.sqrt(weight * w))

@@ -134,8 +134,9 @@ def encode_clips(
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard index {shard_index} must lie in [0, {num_shards})")
     encoders = build_encoders(config, seed=config.train.seed)
+    autoencoder, strategy = build_autoencoder(config), config.model.fusion
     files = build_cache(
-        dataset, build_autoencoder(config), encoders, cache_dir, num_shards, shard_index, progress
+        dataset, autoencoder, encoders, strategy, cache_dir, num_shards, shard_index, progress
     )
     record_cache_config(config, cache_dir, shard_index)
     return files
@@ -152,18 +153,19 @@ def prepare_cache(
     """Encode the clips under `root` into `cache_dir` (skipping cached ones; each process its share) and open it."""
     world = world or current_world()
     dataset, autoencoder = clip_dataset(config, root), build_autoencoder(config)
-    build_cache(dataset, autoencoder, encoders, cache_dir, world.size, world.rank, progress)
+    strategy = config.model.fusion
+    build_cache(dataset, autoencoder, encoders, strategy, cache_dir, world.size, world.rank, progress)
     if world.is_main:
         record_cache_config(config, cache_dir)
     barrier()
     # every clip is cached now, so this only lists the files
-    return LatentCache(build_cache(dataset, autoencoder, encoders, cache_dir, progress=False))
+    return LatentCache(build_cache(dataset, autoencoder, encoders, strategy, cache_dir, progress=False))
 
 
 def cache_mismatch(config: Config, cached: Config) -> list[str]:
     """Fields that decide a clip's cached tensors and differ between a run's config and its cache's."""
     differing = differing_fields(config, cached, ("autoencoder", "conditioning"))
-    keys = [("data", "num_frames"), ("data", "height"), ("data", "width")]
+    keys = [("data", "num_frames"), ("data", "height"), ("data", "width"), ("model", "fusion")]
     # random tiny encoders (no model_dir) on either side: equal only with equal seed and sizes
     if not (config.model.model_dir and cached.model.model_dir):
         keys += [("model", "model_dir"), ("model", "text_dim"), ("model", "image_dim"), ("train", "seed")]
@@ -248,7 +250,7 @@ def batch_loss(
     """Eq. 5-6 on one batch with given noise x0 and times t."""
     strategy = model.strategy
     x1 = fuse(batch["rgb"], batch["xyz"], strategy)  # (B, z, f, h, 2w) for width-wise
-    condition = fuse(batch["cond_rgb"], batch["cond_xyz"], strategy)
+    condition = batch["cond"]  # c, fused when cached (conditioning.condition_latents)
     h, w = batch["rgb"].shape[-2:]
     mask = guided_mask(num_frames, h, w, strategy).to(x1.device)  # (1, 4, f, h, 2w), Eq. 10
     mask = mask.expand(x1.shape[0], -1, -1, -1, -1)
@@ -495,7 +497,10 @@ def train(
     else:
         model = build_model(config, latent_channels, seed=train_cfg.seed).to(device)
     optimizer = torch.optim.AdamW(
-        model.trainable_parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay
+        model.trainable_parameters(),
+        lr=train_cfg.lr,
+        betas=train_cfg.betas,
+        weight_decay=train_cfg.weight_decay,
     )
     scheduler = get_cosine_schedule_with_warmup(optimizer, train_cfg.warmup_steps, train_cfg.steps)
 

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from nanofourdnex.ablation import (
     QUICK_BUDGET,
+    condition_halves,
     explained_rgb_change,
     point_error,
     rotation_error,
@@ -57,13 +58,13 @@ def one_layer():
 
 def inputs(batch: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random latents, conditions and embeddings shaped as the tiny preset's cache entries."""
-    shapes = {"rgb": (Z, FRAMES, H, W), "xyz": (Z, FRAMES, H, W), "cond_rgb": (Z, FRAMES, H, W)}
-    shapes |= {"cond_xyz": (Z, FRAMES, H, W), "text": (512, 32), "image": (17, 32)}
+    shapes = {"rgb": (Z, FRAMES, H, W), "xyz": (Z, FRAMES, H, W), "cond": (Z, FRAMES, H, 2 * W)}
+    shapes |= {"text": (512, 32), "image": (17, 32)}
     return {k: randn((batch, *s), seed + i) for i, (k, s) in enumerate(shapes.items())}
 
 
 def call(variant, x: dict[str, torch.Tensor], t: torch.Tensor):
-    return variant(x["rgb"], x["xyz"], t, x["cond_rgb"], x["cond_xyz"], x["text"], x["image"])
+    return variant(x["rgb"], x["xyz"], t, *condition_halves(x), x["text"], x["image"])
 
 
 def randomize_trainable(variant, seed: int = 1) -> None:
@@ -121,7 +122,8 @@ def test_fresh_channel_adapters_start_as_the_rgb_model():
     variant = build_variant("channel-linear", one_layer(), Z)
     x, t = inputs(), torch.tensor([0.4])
     u_rgb, u_xyz = call(variant, x, t)
-    other = dict(x, xyz=x["xyz"] + 1.0, cond_xyz=-x["cond_xyz"])
+    cond_rgb, cond_xyz = condition_halves(x)
+    other = dict(x, xyz=x["xyz"] + 1.0, cond=fuse(cond_rgb, -cond_xyz, "width"))
     u_rgb_other, _ = call(variant, other, t)
     assert torch.equal(u_rgb, u_rgb_other)
     assert torch.count_nonzero(u_xyz) == 0

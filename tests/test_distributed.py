@@ -65,7 +65,7 @@ def velocity(model, data, config) -> torch.Tensor:
     """u of the model on two cached clips at fixed noise and t (the network's whole input path)."""
     batch = data.batch([0, 1])
     x1 = fuse(batch["rgb"], batch["xyz"], model.strategy)
-    condition = fuse(batch["cond_rgb"], batch["cond_xyz"], model.strategy)
+    condition = batch["cond"]
     mask = guided_mask(config.data.num_frames, *batch["rgb"].shape[-2:], model.strategy).expand(
         2, -1, -1, -1, -1
     )
@@ -263,7 +263,7 @@ def test_cache_built_twice_or_in_two_shards_or_while_training_holds_the_same_lat
     dataset = clip_dataset(config, config.data.root)
     item = dataset[2]
     direct = encode_sample(item.rgb, item.xyz, item.caption, build_autoencoder(config),
-                           build_encoders(config, seed=config.train.seed))  # fmt: skip
+                           build_encoders(config, seed=config.train.seed), config.model.fusion)  # fmt: skip
     cached = load_file(str(whole / f"{dataset.names[2]}.safetensors"))
     assert all(torch.equal(direct[k], cached[k]) for k in direct)
 

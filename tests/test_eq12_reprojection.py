@@ -154,6 +154,27 @@ def test_random_cameras_and_scenes_are_recovered_exactly(seed, frames):
     assert result.residual.max() < 1e-9
 
 
+@given(
+    seeds,
+    st.booleans(),
+    st.sampled_from(["geman-mcclure", "cauchy", "squared"]),
+    st.booleans(),
+    st.booleans(),
+)
+def test_the_start_is_exact_on_exact_maps_so_refinement_takes_at_most_two_steps(
+    seed, zoom, loss, single, plane
+):
+    """Step 2 alone solves noise-free input (Gauss-Newton only confirms it), for every loss, focal model,
+    float width and a planar frame, here and on the rendered synthetic scenes whose wall and floor are planes."""
+    scene = make_scene(seed, frames=3, zoom=zoom, plane=plane and not zoom)
+    xyz = scene.xyz.astype(np.float32) if single else scene.xyz
+    assert recover_cameras(xyz, shared_focal=not zoom, loss=loss).iterations <= 2
+    from nanofourdnex.synthetic import make_scene as render_scene
+
+    rendered = render_scene(seed % 1000, num_frames=5, height=24, width=36).xyz
+    assert recover_cameras(rendered.astype(xyz.dtype), shared_focal=not zoom, loss=loss).iterations <= 2
+
+
 @given(seeds)
 def test_backproject_of_the_recovery_reproduces_xyz(seed):
     scene = make_scene(seed)

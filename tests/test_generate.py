@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from plyfile import PlyData
 from typer.testing import CliRunner
 
+from nanofourdnex.autoencoder import PixelShuffleAutoencoder, SixDAutoencoder
 from nanofourdnex.cli import app
+from nanofourdnex.conditioning import build_encoders
 from nanofourdnex.config import load_config
 from nanofourdnex.flow_matching import euler_step
 from nanofourdnex.fusion import fuse
@@ -32,7 +34,7 @@ from nanofourdnex.generate import (
     sample_flow,
 )
 from nanofourdnex.mask import guided_mask
-from nanofourdnex.model import RELEASE_DOMAIN_FILE
+from nanofourdnex.model import LORA_FILE, RELEASE_DOMAIN_FILE, build_model
 from nanofourdnex.synthetic import clip_seed, make_scene
 from nanofourdnex.train import train
 from tests.strategies import randn, seeds
@@ -96,6 +98,110 @@ def test_unknown_scheduler_and_zero_steps_are_rejected():
         make_scheduler("ddim")
     with pytest.raises(ValueError, match="steps must be >= 1"):
         sample_flow(lambda x, t: x, torch.zeros(1, 2), make_scheduler("euler"), 0)
+
+
+# --- What is sampled: a stub velocity field whose answer depends on the text it is given ---
+
+
+class PromptStub(torch.nn.Module):
+    """FourDNeX's call signature with a known answer: u = (target − x)/(1 − t), the exact flow to a point mass,
+    where the target is picked by the text embedding (the triggered prompt or the negative prompt, nothing
+    else). Every call is recorded."""
+
+    strategy = "width"
+
+    def __init__(self, texts: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # a device for generate_6d
+        self.texts, self.targets, self.calls = texts, targets, []
+
+    def forward(self, x, t, mask, condition, text, image):
+        names = [name for name, embedding in self.texts.items() if torch.equal(text, embedding)]
+        assert names, "the text is neither the prompt with its trigger words nor the negative prompt as given"
+        self.calls.append({"text": names[0], "mask": mask, "condition": condition, "image": image})
+        return (self.targets[names[0]] - x) / (1 - t).clamp_min(1e-6).view(-1, 1, 1, 1, 1)
+
+
+FRAMES, HEIGHT, WIDTH = 5, 8, 12  # a non-square image; the pixel stand-in keeps the latent at pixel size
+
+
+@pytest.fixture(scope="module")
+def stub_world():
+    """Encoders, an autoencoder with non-trivial Eq. 8 statistics, the image, and two known 6D videos."""
+    encoders = build_encoders(load_config("tiny"))
+    autoencoder = SixDAutoencoder(PixelShuffleAutoencoder(1), xyz_mean=0.2, xyz_std=1.5)
+    g = torch.Generator().manual_seed(11)
+    image = torch.rand(3, HEIGHT, WIDTH, generator=g) * 2 - 1
+    videos = {
+        name: [torch.rand(1, 3, FRAMES, HEIGHT, WIDTH, generator=g) - 0.5 for _ in "rx"]
+        for name in ("prompt", "negative")
+    }
+    return encoders, autoencoder, image, videos
+
+
+def stub_for(stub_world, prompt: str, negative: str) -> PromptStub:
+    encoders, autoencoder, _, videos = stub_world
+    texts = {
+        "prompt": encoders.encode_text([encoders.triggered(prompt)]),
+        "negative": encoders.encode_text([negative]),
+    }
+    targets = {
+        name: fuse(autoencoder.encode_rgb(rgb), autoencoder.encode_xyz(xyz), "width")
+        for name, (rgb, xyz) in videos.items()
+    }
+    return PromptStub(texts, targets)
+
+
+def sample_with_stub(stub_world, stub, guidance):
+    encoders, autoencoder, image, _ = stub_world
+    return generate_6d(stub, autoencoder, encoders, image, "a red ball rolls left", negative_prompt="blurry, static",
+                       num_frames=FRAMES, steps=8, guidance=guidance, scheduler="euler", shift=1.0, device="cpu")  # fmt: skip
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.5, 5.0])
+def test_guidance_extrapolates_from_the_negative_prompt_to_the_prompt_with_rgb_and_xyz_on_their_sides(
+    stub_world, guidance
+):
+    """u = u_∅ + g·(u_c − u_∅): the flow lands on v_∅ + g·(v_c − v_∅), decoded RGB from the left half, XYZ
+    (Eq. 9) from the right half."""
+    _, autoencoder, _, videos = stub_world
+    stub = stub_for(stub_world, "a red ball rolls left", "blurry, static")
+    six = sample_with_stub(stub_world, stub, guidance)
+    (rgb_c, xyz_c), (rgb_n, xyz_n) = videos["prompt"], videos["negative"]
+    expected_xyz = (xyz_n + guidance * (xyz_c - xyz_n))[0].permute(1, 2, 3, 0)
+    expected_rgb = (((rgb_n + guidance * (rgb_c - rgb_n)).clamp(-1, 1) + 1) * 127.5)[0].permute(1, 2, 3, 0)
+    torch.testing.assert_close(six.xyz, expected_xyz, rtol=0, atol=1e-4)
+    assert (six.rgb.float() - expected_rgb).abs().max() <= 0.51  # rounding to 8 bits only
+    assert {call["text"] for call in stub.calls} == (
+        {"prompt"} if guidance == 1.0 else {"prompt", "negative"}
+    )
+
+
+def test_the_model_sees_the_image_and_plane_condition_the_guided_mask_and_clip_of_the_image(stub_world):
+    encoders, autoencoder, image, _ = stub_world
+    stub = stub_for(stub_world, "a red ball rolls left", "blurry, static")
+    sample_with_stub(stub_world, stub, 5.0)
+    from tests.test_conditioning import sloped_plane_by_hand
+
+    panel = torch.cat([image, sloped_plane_by_hand(HEIGHT, WIDTH)], dim=2)  # [I_0 | X^init] (3, H, 2W)
+    video = torch.cat([panel[None, :, None], torch.zeros(1, 3, FRAMES - 1, HEIGHT, 2 * WIDTH)], dim=2)
+    condition = autoencoder.base.encode(video)  # one encode, no Eq. 8
+    mask = torch.zeros(1, 4, 2, HEIGHT, 2 * WIDTH)
+    mask[:, :, 0, :, :WIDTH], mask[:, :, 0, :, WIDTH:] = (
+        1.0,
+        0.5,
+    )  # latent frame 0 holds pixel frame 0 four times
+    clip = encoders.encode_image(image[None])
+    assert len(stub.calls) == 16  # 8 steps × (prompt, negative)
+    for call in stub.calls:
+        torch.testing.assert_close(call["condition"], condition, rtol=0, atol=1e-6)
+        assert torch.equal(call["mask"], mask) and torch.equal(call["image"], clip)
+
+
+def test_guidance_one_and_five_give_different_videos(stub_world):
+    one = sample_with_stub(stub_world, stub_for(stub_world, "a red ball rolls left", "blurry, static"), 1.0)
+    five = sample_with_stub(stub_world, stub_for(stub_world, "a red ball rolls left", "blurry, static"), 5.0)
+    assert (one.xyz - five.xyz).abs().max() > 0.1
 
 
 # --- End to end: a briefly trained micro model, a held-out synthetic first frame, every output file ---
@@ -204,6 +310,44 @@ def test_the_release_layout_loads_the_same_adapters(trained, tmp_path):
         load_inference(tmp_path)
 
 
+def test_a_hand_written_release_folder_loads_with_the_releases_scale(tmp_path):
+    """The release's files written by hand, not by our own saver: a diffusers LoRA file with peft names and no
+    alpha metadata (the public trainer's `save_lora_weights`), and `learnable_domain_embeddings.pt` as a raw
+    pickled (2, D) tensor (what its inference `torch.load`s). Trained with r = 64, alpha = 32 and fused with
+    `lora_scale=0.5`, each adapted linear computes W·x + 0.5·B·A·x."""
+    from safetensors.torch import save_file
+
+    config = load_config("tiny", ["model.num_layers=1", "lora.rank=64", "lora.alpha=32", "lora.ffn=false",
+                                  "lora.train_base=[]"])  # fmt: skip
+    model = build_model(config, latent_channels=12)
+    dim, rank, g = model.transformer.config.num_attention_heads * 32, 64, torch.Generator().manual_seed(0)
+    lora = {}
+    for attention in ("attn1", "attn2"):
+        for projection in ("to_q", "to_k", "to_v", "to_out.0"):
+            key = f"transformer.blocks.0.{attention}.{projection}"
+            lora[f"{key}.lora_A.weight"] = torch.randn(rank, dim, generator=g) * 0.1
+            lora[f"{key}.lora_B.weight"] = torch.randn(dim, rank, generator=g) * 0.1
+    save_file(lora, str(tmp_path / LORA_FILE))
+    domain = torch.randn(2, dim, generator=g)
+    torch.save(domain, tmp_path / RELEASE_DOMAIN_FILE)
+    model.load_adapters(tmp_path)
+    assert torch.equal(model.transformer.domain_embedding.weight, domain)
+    linear = model.transformer.blocks[0].attn2.to_v
+    x = torch.randn(3, dim, generator=g)
+    A, B = (
+        lora["transformer.blocks.0.attn2.to_v.lora_A.weight"],
+        lora["transformer.blocks.0.attn2.to_v.lora_B.weight"],
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(
+            linear(x), linear.base_layer(x) + 0.5 * x @ A.T @ B.T, rtol=1e-5, atol=1e-5
+        )
+    del lora["transformer.blocks.0.attn1.to_k.lora_B.weight"]
+    save_file(lora, str(tmp_path / LORA_FILE))
+    with pytest.raises(ValueError, match="lacks LoRA weights this model has"):
+        model.load_adapters(tmp_path)
+
+
 def micro_inputs(inference):
     """Model inputs of a checkpoint's shapes, through its own autoencoder and encoders."""
     g = torch.Generator().manual_seed(0)
@@ -289,7 +433,7 @@ def test_rgba_greyscale_and_16_bit_images_are_converted_with_a_note(trained, tmp
     code, output = cli(
         path, "--checkpoint", run, "--out", tmp_path / "out", "--steps", "1", "--device", "cpu"
     )
-    assert code == 0 and f"note: {note}" in output
+    assert code == 0 and f"note: {note}" in output, output
     converted, _ = load_image(path)
     expected = np.repeat(array[..., None], 3, -1) if kind == "grey" else rgb
     torch.testing.assert_close(converted, torch.from_numpy(expected / 255.0).float().permute(2, 0, 1) * 2 - 1)

@@ -296,6 +296,21 @@ def test_orbit_keeps_the_centre_on_its_pixel_at_a_constant_distance(camera, fram
     torch.testing.assert_close(R @ center + t, (R0 @ center + t0).expand(frames, 3), atol=1e-12, rtol=1e-12)
 
 
+@given(cameras(), st.floats(0.05, 0.95))
+def test_a_cloud_pivots_on_the_median_of_its_points_in_front_of_the_camera(camera, share_behind):
+    """Generated XYZ can be poor: points behind camera 0 are left out, so the pivot is always in front."""
+    R0, t0, _ = camera
+    gen = torch.Generator().manual_seed(int(share_behind * 1e6))
+    in_camera = torch.randn(200, 3, generator=gen, dtype=F64) + torch.tensor([0, 0, 3.0], dtype=F64)
+    behind = torch.arange(200) < int(200 * share_behind)
+    in_camera[behind, 2] = -in_camera[behind, 2].abs() - 1  # behind camera 0, far off to one side
+    in_camera[behind, 0] += 50
+    cloud = (in_camera - t0) @ R0  # world points: R0ᵀ(X_cam − t0) as rows
+    R, t = novel_trajectory("orbit", R0, t0, 3, center=cloud.reshape(10, 20, 3), magnitude=10.0)
+    pivot = in_camera[~behind].median(dim=0).values  # the lower median per axis, in camera 0's frame
+    torch.testing.assert_close(R @ (R0.T @ (pivot - t0)) + t, pivot.expand(3, 3), atol=1e-9, rtol=0)
+
+
 @given(cameras(), st.floats(1, 60))
 def test_orbit_turns_right_about_the_up_axis_by_the_magnitude(camera, degrees):
     # T = 5: θ = m·sin(2πi/4) = (0, m, 0, −m, 0).
@@ -558,7 +573,11 @@ CAMERAS = np.tile(np.eye(3), (2, 1, 1)), np.zeros((2, 3))
         (lambda: novel_trajectory("orbit", EYE[:2], ZERO, 3, center=[0, 0, 1]), r"R0 must be \(3, 3\)"),
         (lambda: novel_trajectory("orbit", EYE, ZERO, 3, center=[0, 0, -1]), "center must lie in front"),
         (lambda: novel_trajectory("orbit", EYE, ZERO, 3, center=[0, 1]), r"center must be a point \(3,\)"),
-        (lambda: novel_trajectory("pan", EYE, ZERO, 3, center=[[np.nan] * 3]), "center has no finite point"),
+        (lambda: novel_trajectory("pan", EYE, ZERO, 3, center=[[np.nan] * 3]), "no finite point in front"),
+        (
+            lambda: novel_trajectory("pan", EYE, ZERO, 3, center=[[0, 0, -1.0]] * 3),
+            "no finite point in front",
+        ),
         (
             lambda: novel_trajectory("dolly", EYE, ZERO, 3, center=[0, 0, 1], magnitude=1.0),
             "dolly magnitude must be < 1",

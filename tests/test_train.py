@@ -8,12 +8,22 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
+from nanofourdnex.cache import LatentCache
 from nanofourdnex.config import load_config
 from nanofourdnex.generate import load_inference
-from nanofourdnex.model import DOMAIN_FILE, LORA_FILE, TRAINED_BASE_FILE
-from nanofourdnex.train import OPTIMIZER_FILE, RANDOM_INIT_FILE, STATE_FILE, step_generator, train
+from nanofourdnex.model import DOMAIN_FILE, LORA_FILE, TRAINED_BASE_FILE, build_model
+from nanofourdnex.train import (
+    OPTIMIZER_FILE,
+    RANDOM_INIT_FILE,
+    STATE_FILE,
+    batch_loss,
+    step_draws,
+    step_generator,
+    train,
+    training_step,
+)
 
 
 def micro_config(tmp_path, run: str, **train):
@@ -89,3 +99,117 @@ def test_every_random_draw_of_a_step_is_a_function_of_seed_and_step():
 def test_batch_must_divide_into_micro_batches(tmp_path):
     with pytest.raises(ValueError, match="multiple of micro_batch_size"):
         train(micro_config(tmp_path, "run", batch_size=3, micro_batch_size=2), progress=False)
+
+
+# --- The wiring of one step: Eq. 5-6 built by hand around a recording stub ---
+
+
+class RecordingVelocity(torch.nn.Module):
+    """FourDNeX's call signature: records its inputs and answers a fixed function of x_t and t."""
+
+    strategy = "width"
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, x_t, t, mask, condition, text, image):
+        self.calls.append(
+            {"x_t": x_t, "t": t, "mask": mask, "condition": condition, "text": text, "image": image}
+        )
+        return 0.5 * x_t + t.view(-1, 1, 1, 1, 1)
+
+
+def random_batch(
+    batch: int, seed: int, z: int = 12, f: int = 2, h: int = 4, w: int = 6
+) -> dict[str, torch.Tensor]:
+    """Cache-shaped tensors: targets per modality, the width-fused condition, text and image states."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = {
+        "rgb": (z, f, h, w),
+        "xyz": (z, f, h, w),
+        "cond": (z, f, h, 2 * w),
+        "text": (512, 32),
+        "image": (17, 32),
+    }
+    return {key: torch.randn(batch, *shape, generator=g) for key, shape in shapes.items()}
+
+
+def test_batch_loss_is_eq5_and_eq6_with_condition_mask_and_embeddings_in_their_places():
+    batch, stub = random_batch(2, 0), RecordingVelocity()
+    noise = torch.randn(2, 12, 2, 4, 12, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([0.25, 0.8])
+    loss = batch_loss(stub, batch, 5, noise, t)
+    x1 = torch.cat([batch["rgb"], batch["xyz"]], dim=-1)  # RGB | XYZ along the width
+    x_t = (1 - t.view(-1, 1, 1, 1, 1)) * noise + t.view(-1, 1, 1, 1, 1) * x1  # Eq. 5, noise at t = 0
+    u = 0.5 * x_t + t.view(-1, 1, 1, 1, 1)
+    mask = torch.zeros(2, 4, 2, 4, 12)
+    mask[:, :, 0, :, :6], mask[:, :, 0, :, 6:] = 1.0, 0.5  # Eq. 10: known RGB frame 0, half-known XYZ frame 0
+    (call,) = stub.calls
+    torch.testing.assert_close(call["x_t"], x_t)
+    assert torch.equal(call["t"], t) and torch.equal(call["mask"], mask)
+    assert torch.equal(call["condition"], batch["cond"])
+    assert torch.equal(call["text"], batch["text"]) and torch.equal(call["image"], batch["image"])
+    torch.testing.assert_close(loss, ((u - (x1 - noise)) ** 2).mean())  # Eq. 6: target x1 − x0
+
+
+def write_cache(folder, clips: int) -> LatentCache:
+    folder.mkdir()
+    for index in range(clips):
+        save_file(
+            {k: v[0] for k, v in random_batch(1, 100 + index).items()},
+            str(folder / f"clip_{index:05d}.safetensors"),
+        )
+    return LatentCache(sorted(folder.glob("*.safetensors")))
+
+
+def step_gradients(model, data, config) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    model.zero_grad(set_to_none=True)
+    loss = training_step(model, data, config, step=3, device=torch.device("cpu"))
+    return loss, [p.grad.clone() for p in model.trainable_parameters()]
+
+
+def test_the_step_gives_the_global_batch_mean_loss_and_gradient_for_every_micro_batch_size(tmp_path):
+    config = load_config("tiny", ["model.num_layers=1", "train.batch_size=4", "data.num_frames=5"])
+    data = write_cache(tmp_path / "cache", 5)
+    model = build_model(config, latent_channels=12, seed=0)
+    with torch.no_grad():  # trained-looking adapters: every trainable tensor gets a gradient
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name or "domain_embedding" in name:
+                parameter.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
+    indices, noise, t = step_draws(data, config, 3, "width")
+    with torch.no_grad():
+        whole = batch_loss(model, data.batch(indices.tolist()), 5, noise, t)  # one pass over the global batch
+    losses, gradients = {}, {}
+    for micro in (1, 2, 4):
+        config.train.micro_batch_size = micro
+        losses[micro], gradients[micro] = step_gradients(model, data, config)
+    for micro in (1, 2):
+        torch.testing.assert_close(losses[micro], losses[4], rtol=1e-5, atol=1e-6)
+        for a, b in zip(gradients[micro], gradients[4], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(losses[4], whole, rtol=1e-5, atol=1e-6)
+    assert all(g.abs().sum() > 0 for g in gradients[1])
+
+
+def test_a_cached_clip_holds_its_targets_condition_and_triggered_caption_embeddings():
+    from nanofourdnex.autoencoder import PixelShuffleAutoencoder, SixDAutoencoder
+    from nanofourdnex.cache import encode_sample
+    from nanofourdnex.conditioning import build_encoders
+    from tests.test_conditioning import sloped_plane_by_hand
+
+    g = torch.Generator().manual_seed(3)
+    rgb, xyz = torch.rand(3, 5, 8, 12, generator=g) * 2 - 1, torch.rand(3, 5, 8, 12, generator=g) * 2 - 1
+    autoencoder = SixDAutoencoder(PixelShuffleAutoencoder(2), xyz_mean=0.3, xyz_std=2.0)
+    encoders = build_encoders(load_config("tiny"))
+    entry = encode_sample(rgb, xyz, "a blue box slides left", autoencoder, encoders, "width")
+    encode = autoencoder.base.encode
+    torch.testing.assert_close(entry["rgb"], encode(rgb[None])[0])
+    torch.testing.assert_close(entry["xyz"], (encode(xyz[None])[0] - 0.3) / 2.0)  # Eq. 8 on the target only
+    panel = torch.cat([rgb[:, 0], sloped_plane_by_hand(8, 12)], dim=2)  # [I_0 | X^init]
+    video = torch.cat([panel[:, None], torch.zeros(3, 4, 8, 24)], dim=1)
+    torch.testing.assert_close(entry["cond"], encode(video[None])[0])
+    torch.testing.assert_close(
+        entry["text"], encoders.encode_text(["a blue box slides left POINTMAP_STYLE."])[0]
+    )
+    torch.testing.assert_close(entry["image"], encoders.encode_image(rgb[None, :, 0])[0])

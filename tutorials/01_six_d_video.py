@@ -150,11 +150,14 @@ print(
 #
 # $$X^{init}_{i,j} = \left(\tfrac{2j}{W-1} - 1,\ \tfrac{2i}{H-1} - 1,\ \tfrac{2i}{H-1} - 1\right) \qquad (7)$$
 #
-# > "This results in a sloped plane … Such initialization provides a stable starting point for geometry
-# > learning."
+# > "This results in a sloped plane where depth values gradually increase from the bottom to the top of
+# > the image … Such initialization provides a stable starting point for geometry learning."
 #
-# x runs left to right, y and z top to bottom, all in [−1, 1] — the range of the normalised data.
-# `xyz_init.sloped_plane(H, W)` returns it as (H, W, 3).
+# The formula and the sentence disagree: with row 0 at the top, the formula's z grows *down* the image.
+# The public 4DNeX code builds the sentence's plane, $z = 1 - 2i/(H-1)$, and its weights were trained on
+# it, so this project does too (`specs/eq07_xyz_init.md`): x runs left to right, y top to bottom, z from
+# +1 (far) on the top row to −1 (near) on the bottom row, all in [−1, 1] — the range of the normalised
+# data. `xyz_init.sloped_plane(H, W)` returns it as (H, W, 3).
 
 # %%
 plane = sloped_plane(HEIGHT, WIDTH).numpy()
@@ -166,19 +169,17 @@ with figure(OUT / "sloped_plane.png", (8, 2.6)) as fig:
         axes[c].grid(False)
     fig.colorbar(image, ax=axes[:3], shrink=0.7)
     rows = np.arange(HEIGHT)
-    axes[3].plot(rows, plane[:, :, 2].mean(1), label="$X^{init}$ z (Eq. 7)")
+    axes[3].plot(rows, plane[:, :, 2].mean(1), label="$X^{init}$ z")
     axes[3].plot(rows, xyz[0, :, :, 2].mean(1), label="data z, frame 0")
     axes[3].set(xlabel="row i (0 = top)", ylabel="mean z over the row", title="depth along the rows")
     axes[3].legend(frameon=False)
 show(OUT / "sloped_plane.png")
-assert np.all(np.diff(plane[:, 0, 2]) > 0)  # Eq. 7 read literally: z grows with the row index
+assert np.all(np.diff(plane[:, 0, 2]) < 0)  # z falls with the row index: the far end is at the top
 
 # %% [markdown]
-# Note the right panel. Read literally, Eq. 7 makes z grow **down** the image, while the paper's sentence
-# says depth grows "from the bottom to the top" — and in real (and these synthetic) scenes the floor at the
-# bottom is nearer than the wall at the top. The project follows the formula (see
-# `specs/eq07_xyz_init.md`); the guess is only a condition with a soft mask of 0.5 (Eq. 10,
-# notebook 03), and the model learns to replace it.
+# Note the right panel: the plane slopes the way the data does — in real (and these synthetic) scenes the
+# floor at the bottom is nearer than the wall at the top. The guess is only a condition with a soft mask of
+# 0.5 (Eq. 10, notebook 03), and the model learns to replace it.
 #
 # The model's view of a 6D video is these two videos side by side (width-wise fusion, notebook 03). Both
 # XYZ maps below use one colour scale, [−1, 1] → [0, 255] per axis, so they can be compared:

@@ -93,8 +93,8 @@ show(result.out / "loss.png")
 # ## Generate a 6D video from a held-out image
 #
 # `generate.load_inference` rebuilds the trained network from the run folder. `generate_6d` conditions on
-# the image and the sloped plane $X^{init}$ (fused width-wise, Eq. 7-8), the guided mask (Eq. 10) and the
-# caption with classifier-free guidance, and integrates the flow from noise (notebook 02) with UniPC.
+# the image and the sloped plane $X^{init}$ side by side, encoded once (Eq. 7), the guided mask (Eq. 10) and
+# the caption with classifier-free guidance, and integrates the flow from noise (notebook 02) with UniPC.
 
 # %%
 inference = load_inference(result.out)
