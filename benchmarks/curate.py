@@ -27,7 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nanofourdnex.curvature import CameraSmoothness, camera_smoothness, is_smooth
+from nanofourdnex.paper.curvature import CameraSmoothness, camera_smoothness, is_smooth
 
 FRAMES = 49
 

@@ -34,12 +34,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nanofourdnex.config import SamplingConfig
 from nanofourdnex.data import ClipDataset
 from nanofourdnex.generate import generate_6d, load_inference
+from nanofourdnex.paper.reprojection import recover_cameras, rotation_angle
+from nanofourdnex.paper.xyz_init import sloped_plane
 from nanofourdnex.render import render_video
-from nanofourdnex.reprojection import recover_cameras, rotation_angle
 from nanofourdnex.synthetic import write_dataset
-from nanofourdnex.xyz_init import sloped_plane
 
 HELD_OUT_SEED = 777  # the tiny preset's clips use seeds 0 (train) and 100,000 (validation)
 
@@ -84,10 +85,15 @@ def main() -> None:
             truth = sample.xyz.permute(1, 2, 3, 0).numpy().astype(np.float64)  # (T, H, W, 3)
             true_cameras = recover_cameras(truth)
             clock = time.perf_counter()
+            sampling = SamplingConfig(frames=data.num_frames, steps=args.steps, seed=args.seed)
             six = generate_6d(
-                inference.model, inference.autoencoder, inference.encoders, sample.first_frame,
-                sample.caption, num_frames=data.num_frames, steps=args.steps, seed=args.seed,
-            )  # fmt: skip
+                inference.model,
+                inference.autoencoder,
+                inference.encoders,
+                sample.first_frame,
+                sample.caption,
+                sampling,
+            )
             seconds.append(time.perf_counter() - clock)
             rgb = six.rgb.numpy()
             model_scores.append(scores(six.xyz.numpy().astype(np.float64), rgb, truth, true_cameras))

@@ -40,7 +40,13 @@ import numpy as np
 import torch
 from scipy.spatial.transform import Rotation
 
-from nanofourdnex.reprojection import backproject, depth_from_xyz, intrinsics, recover_cameras, rotation_angle
+from nanofourdnex.paper.reprojection import (
+    backproject,
+    depth_from_xyz,
+    intrinsics,
+    recover_cameras,
+    rotation_angle,
+)
 
 ADAM_ITERATIONS = 1500
 ADAM_LR = 5e-3

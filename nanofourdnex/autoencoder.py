@@ -19,12 +19,18 @@ modality and adds the XYZ latent normalisation of Eq. 8-9 to the XYZ half only.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
-from .normalization import XYZ_LATENT_MEAN, XYZ_LATENT_STD, denormalize_xyz_latent, normalize_xyz_latent
+from .config import Config
+from .paper.mask import TEMPORAL_COMPRESSION
+from .paper.normalization import XYZ_LATENT_MEAN, XYZ_LATENT_STD, denormalize_xyz_latent, normalize_xyz_latent
 
-TEMPORAL = 4  # frames per latent frame after the first (Wan2.1 VAE)
+TEMPORAL = (
+    TEMPORAL_COMPRESSION  # frames per latent frame after the first (Wan2.1 VAE), as the mask packs them
+)
 
 
 def check_video(video: torch.Tensor) -> None:
@@ -74,6 +80,11 @@ class PixelShuffleAutoencoder(nn.Module):
         return torch.cat([first, frames[:, :, TEMPORAL:]], dim=2)
 
 
+def wan_spatial_compression(dim_mult: list[int]) -> int:
+    """Pixels per latent pixel of an `AutoencoderKLWan`: one halving per level after the first (8 for Wan2.1)."""
+    return 2 ** (len(dim_mult) - 1)
+
+
 class WanAutoencoder(nn.Module):
     """diffusers' `AutoencoderKLWan` with the Wan I2V pipeline's latent standardisation."""
 
@@ -82,9 +93,7 @@ class WanAutoencoder(nn.Module):
         self.vae = vae
         config = vae.config
         self.latent_channels = config.z_dim
-        self.spatial_compression = 2 ** (
-            len(config.dim_mult) - 1
-        )  # 8 for Wan2.1: one halving per extra level
+        self.spatial_compression = wan_spatial_compression(config.dim_mult)
         self.register_buffer("mean", torch.tensor(config.latents_mean).view(1, -1, 1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(config.latents_std).view(1, -1, 1, 1, 1), persistent=False)
 
@@ -135,3 +144,22 @@ def first_frame_video(frame: torch.Tensor, num_frames: int) -> torch.Tensor:
     video = frame.new_zeros(frame.shape[0], 3, num_frames, *frame.shape[2:])
     video[:, :, 0] = frame
     return video
+
+
+def build_autoencoder(config: Config) -> SixDAutoencoder:
+    """The configured autoencoder: the exact pixel stand-in, or the Wan VAE from model_dir, with Eq. 8-9."""
+    ae = config.autoencoder
+    if ae.kind == "pixel":
+        base = PixelShuffleAutoencoder(ae.spatial)
+    elif ae.kind == "wan":
+        if not config.model.model_dir:
+            raise ValueError("autoencoder.kind = 'wan' needs model.model_dir (a local Wan2.1-I2V folder)")
+        from diffusers import AutoencoderKLWan
+
+        vae_dir = Path(config.model.model_dir) / "vae"
+        if not vae_dir.is_dir():
+            raise ValueError(f"model dir {config.model.model_dir} has no vae/ folder")
+        base = WanAutoencoder(AutoencoderKLWan.from_pretrained(vae_dir, local_files_only=True).eval())
+    else:
+        raise ValueError(f"unknown autoencoder kind {ae.kind!r}; expected 'pixel' or 'wan'")
+    return SixDAutoencoder(base, ae.xyz_mean, ae.xyz_std)

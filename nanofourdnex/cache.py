@@ -20,12 +20,16 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from .autoencoder import SixDAutoencoder
-from .conditioning import Encoders, condition_latents
+from .autoencoder import SixDAutoencoder, build_autoencoder
+from .conditioning import Encoders, build_encoders, condition_latents
+from .config import Config, config_from_dict, differing_fields
+from .data import ClipDataset
+from .distributed import World, barrier, current_world
+from .reading import read_json, read_safetensors
 
 KEYS = ("rgb", "xyz", "cond", "text", "image")
 
@@ -89,7 +93,7 @@ class LatentCache(Dataset):
         if not files:
             raise ValueError("the latent cache is empty")
         self.files = sorted(Path(f) for f in files)
-        self._entries = [load_file(str(f)) for f in self.files] if in_memory else None
+        self._entries = [read_safetensors(f) for f in self.files] if in_memory else None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -97,8 +101,118 @@ class LatentCache(Dataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if self._entries is not None:
             return self._entries[index]
-        return load_file(str(self.files[index]))
+        return read_safetensors(self.files[index])
 
     def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
         entries = [self[i] for i in indices]
         return {k: torch.stack([e[k] for e in entries]) for k in KEYS}
+
+
+CACHE_CONFIG_FILE = "config.json"  # in a cache folder: the config its clips were encoded with
+
+
+def clip_dataset(config: Config, root: str | Path) -> ClipDataset:
+    """The clips under `root` at the configured size."""
+    if not Path(root).is_dir():
+        raise ValueError(f"data folder {root} does not exist")
+    return ClipDataset(root, config.data.num_frames, config.data.height, config.data.width)
+
+
+def record_cache_config(config: Config, cache_dir: Path, shard_index: int = 0) -> None:
+    """Write the config a cache folder's clips were encoded with (atomically: shards may finish at once)."""
+    temporary = Path(cache_dir) / f".config.{shard_index}.tmp"
+    config.save(temporary)
+    os.replace(temporary, Path(cache_dir) / CACHE_CONFIG_FILE)
+
+
+def encode_clips(
+    config: Config,
+    root: str | Path,
+    cache_dir: Path,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    progress: bool = True,
+) -> list[Path]:
+    """`nano4d cache`: encode one shard of the clips under `root` into `cache_dir`, skipping cached ones."""
+    dataset = clip_dataset(config, root)
+    if not 0 <= shard_index < num_shards:
+        raise ValueError(f"shard index {shard_index} must lie in [0, {num_shards})")
+    encoders = build_encoders(config, seed=config.train.seed)
+    autoencoder, strategy = build_autoencoder(config), config.model.fusion
+    files = build_cache(
+        dataset, autoencoder, encoders, strategy, cache_dir, num_shards, shard_index, progress
+    )
+    record_cache_config(config, cache_dir, shard_index)
+    return files
+
+
+def prepare_cache(
+    config: Config,
+    root: str,
+    cache_dir: Path,
+    encoders: Encoders,
+    progress: bool = True,
+    world: World | None = None,
+) -> LatentCache:
+    """Encode the clips under `root` into `cache_dir` (skipping cached ones; each process its share) and open it."""
+    world = world or current_world()
+    dataset, autoencoder = clip_dataset(config, root), build_autoencoder(config)
+    strategy = config.model.fusion
+    build_cache(dataset, autoencoder, encoders, strategy, cache_dir, world.size, world.rank, progress)
+    if world.is_main:
+        record_cache_config(config, cache_dir)
+    barrier()
+    # every clip is cached now, so this only lists the files
+    return LatentCache(build_cache(dataset, autoencoder, encoders, strategy, cache_dir, progress=False))
+
+
+def cache_mismatch(config: Config, cached: Config) -> list[str]:
+    """Fields that decide a clip's cached tensors and differ between a run's config and its cache's."""
+    differing = differing_fields(config, cached, ("autoencoder", "conditioning"))
+    keys = [("data", "num_frames"), ("data", "height"), ("data", "width"), ("model", "fusion")]
+    # random tiny encoders (no model_dir) on either side: equal only with equal seed and sizes
+    if not (config.model.model_dir and cached.model.model_dir):
+        keys += [("model", "model_dir"), ("model", "text_dim"), ("model", "image_dim"), ("train", "seed")]
+    for section, key in keys:
+        a, b = getattr(getattr(config, section), key), getattr(getattr(cached, section), key)
+        if a != b:
+            differing.append(f"{section}.{key} ({a!r} != {b!r})")
+    return differing
+
+
+def open_prebuilt_cache(config: Config, cache_dir: str) -> LatentCache:
+    """A cache folder written by `nano4d cache`, checked against the run's config; read from disk per batch."""
+    folder = Path(cache_dir)
+    if not folder.is_dir():
+        raise ValueError(
+            f"cache folder {folder} does not exist; write it with `nano4d cache DATA_DIR --out {folder}`"
+        )
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise ValueError(f"cache folder {folder} holds no cached clips (*.safetensors)")
+    recorded = folder / CACHE_CONFIG_FILE
+    if not recorded.exists():
+        raise ValueError(
+            f"cache folder {folder} lacks {CACHE_CONFIG_FILE}, the config its clips were encoded with"
+        )
+    differing = cache_mismatch(config, config_from_dict(read_json(recorded)))
+    if differing:
+        raise ValueError(f"cache {folder} was encoded with another config: " + "; ".join(differing))
+    return LatentCache(files, in_memory=False)
+
+
+def open_data(
+    config: Config, out: Path, encoders: Encoders | None, world: World, progress: bool
+) -> tuple[LatentCache, LatentCache | None]:
+    """Training and validation latents: a prebuilt cache where configured, else encoded into out/cache."""
+    data = config.data
+
+    def split(prebuilt: str, root: str, name: str) -> LatentCache | None:
+        if prebuilt:
+            return open_prebuilt_cache(config, prebuilt)
+        return prepare_cache(config, root, out / "cache" / name, encoders, progress, world) if root else None
+
+    train_data = split(data.cache, data.root, "train")
+    if train_data is None:
+        raise ValueError("set data.root (clips to encode) or data.cache (a folder written by `nano4d cache`)")
+    return train_data, split(data.val_cache, data.val_root, "val")

@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no type column (`--tiny <bool>`)
 )
 
 
@@ -44,7 +45,7 @@ def resolve_config(tiny: bool, full: bool, config: Path | None, overrides: list[
 @app.command()
 def train(
     tiny: bool = typer.Option(
-        False, "--tiny", help="CPU preset tiny_configs/tiny.toml: about 5 minutes on 2 cores."
+        False, "--tiny", help="CPU preset tiny_configs/tiny.toml (times: README, 'Results')."
     ),
     full: bool = typer.Option(
         False, "--full", help="The paper's run (§5.1); needs --set model.model_dir=DIR and GPUs."
@@ -54,9 +55,21 @@ def train(
     out: Path | None = typer.Option(
         None, "--out", help="Run folder (train.out): checkpoints, metrics.csv, loss.png."
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue from the run folder's latest checkpoint."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run in --out from its latest checkpoint (same network and data).",
+    ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace the run in --out (its checkpoints, metrics and cache are deleted).",
+    ),
     overrides: list[str] = typer.Option(
-        [], "--set", help="Override one field, e.g. --set train.lr=1e-3 (repeatable)."
+        [],
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Override one field, e.g. --set train.lr=1e-3 (repeatable).",
     ),
     dry_run: bool = typer.Option(
         False,
@@ -79,7 +92,7 @@ def train(
     extra = [f"train.steps={steps}"] * (steps is not None) + [f'train.out="{out}"'] * (out is not None)
     cfg = resolve_config(tiny, full, config, [*overrides, *extra])
     if dry_run:
-        from .plan import dry_run as run_dry
+        from .tools.plan import dry_run as run_dry
 
         result = run_dry(cfg)
         ok = result.output_shape == result.expected_shape
@@ -97,7 +110,7 @@ def train(
         preset = ["--tiny"] * tiny + ["--full"] * full + ["--config", str(config)] * (config is not None)
         args = ["train", *preset, *[a for o in [*overrides, *extra] for a in ("--set", o)]]
         try:
-            command = torchrun_command(nproc, args + ["--resume"] * resume)
+            command = torchrun_command(nproc, args + ["--resume"] * resume + ["--overwrite"] * overwrite)
         except ValueError as error:
             fail(str(error))
         raise typer.Exit(subprocess.call(command, env={**os.environ, "OMP_NUM_THREADS": "1"}))
@@ -105,7 +118,7 @@ def train(
 
     with process_group() as world:
         try:
-            result = run_training(cfg, resume=resume)
+            result = run_training(cfg, resume=resume, overwrite=overwrite)
         except (ValueError, FileNotFoundError, FloatingPointError) as error:
             fail(f"rank {world.rank}: {error}" if world.distributed else str(error))
     if world.is_main:
@@ -140,7 +153,7 @@ def cache(
     """
     import time
 
-    from .train import encode_clips
+    from .cache import encode_clips
 
     extra = [f'model.model_dir="{model_dir}"'] * (model_dir is not None)
     cfg = resolve_config(tiny, full, config, [*overrides, *extra])
@@ -160,27 +173,52 @@ def cache(
 @app.command()
 def generate(
     image: Path = typer.Argument(
-        ..., help="The input image (PNG/JPEG; RGBA, greyscale and 16-bit are converted)."
+        ...,
+        help="The input image (PNG/JPEG/TIFF; EXIF rotation, alpha, palette, greyscale and 16-bit handled).",
     ),
     checkpoint: Path = typer.Option(
-        ..., "--checkpoint", help="A run folder or checkpoint folder written by `train`."
+        ...,
+        "--checkpoint",
+        help="A run folder or checkpoint folder written by `train`, or the release's LoRA folder.",
     ),
-    out: Path = typer.Option(Path("out"), "--out", help="Output folder."),
-    prompt: str = typer.Option("", "--prompt", help="Text prompt (the release appends its trigger words)."),
+    out: Path = typer.Option(
+        Path("out"), "--out", help="Output folder; must not exist yet (or see --overwrite)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace --out if it exists (only once all is done)."
+    ),
+    prompt: str = typer.Option(
+        "", "--prompt", help="Text prompt (the release's trigger words are appended)."
+    ),
+    negative_prompt: str | None = typer.Option(
+        None, "--negative-prompt", help="Negative prompt, used as given [default: the run's: empty]."
+    ),
     frames: int | None = typer.Option(
-        None, "--frames", help="Frames (4k + 1); default: the training config's."
+        None, "--frames", help="Frames, 4k + 1 [default: the run's training length]."
     ),
-    steps: int = typer.Option(50, "--steps", help="Sampling steps."),
-    guidance: float = typer.Option(5.0, "--guidance", help="Classifier-free guidance scale on the prompt."),
-    seed: int = typer.Option(42, "--seed", help="Noise seed."),
-    scheduler: str = typer.Option("unipc", "--scheduler", help="unipc (Wan's) or euler."),
-    shift: float = typer.Option(3.0, "--shift", help="Flow shift of the sampling schedule."),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Sampling steps [default: the run's; the release: 50]."
+    ),
+    guidance: float | None = typer.Option(
+        None,
+        "--guidance",
+        help="Classifier-free guidance scale on the prompt [default: the run's; the release: 5].",
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Noise seed [default: the run's; the release: 42]."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="unipc (Wan's) or euler [default: the run's]."
+    ),
+    shift: float | None = typer.Option(
+        None, "--shift", help="Flow shift of the schedule [default: the run's: 3]."
+    ),
     trajectory: str = typer.Option(
-        "orbit", "--trajectory", help="Novel-view path: orbit, dolly, pan or a cameras.json."
+        "orbit",
+        "--trajectory",
+        help="Novel-view path: orbit, dolly, pan or a cameras.json with one camera per frame.",
     ),
     config: Path | None = typer.Option(None, "--config", help="Check the checkpoint against this config."),
     model_dir: Path | None = typer.Option(
-        None, "--model-dir", help="Local diffusers Wan2.1-I2V folder (full model)."
+        None, "--model-dir", help="Local diffusers Wan2.1-I2V folder (the full model's base)."
     ),
     device: str = typer.Option(
         "auto", "--device", help="cpu, cuda, cuda:1, ...; auto: cuda when available, else cpu."
@@ -194,14 +232,23 @@ def generate(
 ) -> None:
     """One image -> 6D video -> cameras, depth, point clouds and a novel-view video.
 
-    Writes rgb.mp4, xyz.mp4, sixd.npz, cameras.json, depth.npz, recovery.png,
-    points/frame_XXXX.ply, novel_view.mp4 and preview.png into --out. --checkpoint takes a
-    run or checkpoint folder from `train`, or the public 4DNeX release's LoRA folder (with
-    --model-dir).
+    Writes rgb.mp4, xyz.mp4, sixd.npz, cameras.json, depth.npz, recovery.png, points/frame_XXXX.ply,
+    novel_view.mp4, novel_cameras.json, preview.png and scene.rrd (open it with `nano4d view OUT`) into --out. Every input is checked before the model loads; the
+    files are written into a hidden staging folder that becomes --out only when all are done.
+    Sampling settings default to those stored with the run.
     """
+    import dataclasses
+
     import torch
 
-    from .generate import load_inference, place, run_generation
+    from .generate import (
+        OFFLOAD_MODES,
+        check_inputs,
+        checkpoint_config,
+        load_inference,
+        place,
+        run_generation,
+    )
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -211,19 +258,58 @@ def generate(
         fail(f"unknown device {device!r}")
     if target.type == "cuda" and not torch.cuda.is_available():
         fail(f"device {device} asked for, but torch sees no CUDA GPU")
+    if offload not in OFFLOAD_MODES:
+        fail(f"unknown offload mode {offload!r}; expected one of {OFFLOAD_MODES}")
+    if frames is not None and frames < 1:
+        fail(f"--frames must be 4k + 1 (1, 5, 9, …, 49), got {frames}")
+    given = {
+        "frames": frames, "steps": steps, "guidance": guidance, "seed": seed, "scheduler": scheduler,
+        "shift": shift, "negative_prompt": negative_prompt,
+    }  # fmt: skip
     try:
-        inference = place(
-            load_inference(checkpoint, config_file=config, model_dir=model_dir), target, offload
+        folder, cfg = checkpoint_config(checkpoint, config, model_dir)
+        sampling = dataclasses.replace(cfg.sampling, **{k: v for k, v in given.items() if v is not None})
+        inputs = check_inputs(
+            cfg, image, out, prompt=prompt, sampling=sampling, trajectory=trajectory, overwrite=overwrite
         )
-        report = run_generation(
-            inference, image, out, prompt=prompt, num_frames=frames, steps=steps, guidance=guidance,
-            seed=seed, scheduler=scheduler, shift=shift, trajectory=trajectory,
-        )  # fmt: skip
+        inference = place(load_inference(folder, config_file=config, model_dir=model_dir), target, offload)
+        report = run_generation(inference, inputs)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
-    for note in report.notes:
+    for note in inputs.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"wrote {len(report.files)} files to {report.out} in {report.seconds:.1f} s")
+
+
+@app.command()
+def view(
+    target: Path = typer.Argument(
+        ..., help="A `generate` output folder, its sixd.npz, a training clip (folder or .npz) or an .rrd."
+    ),
+    web: bool = typer.Option(False, "--web", help="Serve the web viewer on localhost and print its address."),
+    save: Path | None = typer.Option(None, "--save", help="Only write the recording to this .rrd."),
+    max_points: int | None = typer.Option(
+        None,
+        "--max-points",
+        help="Points per frame, subsampled on a regular pixel grid [default: 100000; 0: all].",
+    ),
+    port: int = typer.Option(9090, "--port", help="Web viewer port (0: any free port)."),
+) -> None:
+    """Scrub through a 6D video in 3-D: a Rerun recording of points, cameras, RGB, depth and XYZ over time.
+
+    Over SSH: `nano4d view OUT --web`, then forward the printed port (ssh -L 9090:localhost:9090 HOST)
+    and open the address in a local browser.
+    """
+    from .viewer import run_view
+
+    try:
+        shown = run_view(target, web=web, save=save, max_points=max_points, port=port)
+    except ValueError as error:
+        fail(str(error))
+    for line in shown.lines():
+        typer.echo(line)
+    if web:
+        shown.wait()
 
 
 @app.command()
@@ -246,7 +332,8 @@ def recover(
     """
     import time
 
-    from .reprojection import load_xyz, recover_cameras, save_recovery
+    from .outputs import load_xyz, save_recovery
+    from .paper.reprojection import recover_cameras
 
     try:
         xyz = load_xyz(xyz_file)
@@ -315,8 +402,8 @@ def curate(
     """
     from concurrent.futures.process import BrokenProcessPool
 
-    from .curate import curate as run_curation
-    from .curate import summary_table
+    from .tools.curate import curate as run_curation
+    from .tools.curate import summary_table
 
     given = {
         "min_luminance": min_luminance,
@@ -346,8 +433,8 @@ def curate(
 def stats(
     data_dir: Path = typer.Argument(..., help="A folder of clips in the 4DNeX-10M layout."),
     samples: int = typer.Option(5000, "--samples", help="Random clips to trace (the paper uses 5K)."),
-    config: Path = typer.Option(
-        Path("tiny_configs/tiny.toml"), "--config", help="Autoencoder and sizes to use."
+    config: str = typer.Option(
+        "tiny", "--config", help="A preset name (tiny) or TOML file: the autoencoder and sizes to use."
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Write a TOML snippet [autoencoder] xyz_mean/xyz_std here."
@@ -355,11 +442,13 @@ def stats(
     seed: int = typer.Option(0, "--seed", help="Which random clips."),
 ) -> None:
     """Trace the XYZ latent mean and std over a data set (the paper's mu, sigma of Eq. 8)."""
+    from .autoencoder import build_autoencoder
     from .config import load_config
     from .data import ClipDataset
-    from .normalization import trace_xyz_statistics
-    from .train import build_autoencoder
+    from .paper.normalization import trace_xyz_statistics
 
+    if samples < 1:
+        fail(f"--samples must be at least 1, got {samples}")
     try:
         cfg = load_config(config)
         dataset = ClipDataset(data_dir, cfg.data.num_frames, cfg.data.height, cfg.data.width)
@@ -388,8 +477,8 @@ def plan(
 ) -> None:
     """Parameters, FLOPs, memory and time of a configuration, computed on the meta device."""
     from .config import load_config
-    from .plan import format_plan
-    from .plan import plan as make_plan
+    from .tools.plan import format_plan
+    from .tools.plan import plan as make_plan
 
     try:
         cfg = load_config(config if config is not None else (None if full else "tiny"))
@@ -431,7 +520,7 @@ def ablate(
     """
     import dataclasses
 
-    from .ablation import DEFAULT_BUDGET, QUICK_BUDGET, parse_strategies, run_ablation
+    from .tools.ablation import DEFAULT_BUDGET, QUICK_BUDGET, parse_strategies, run_ablation
 
     given = {"steps": steps, "seeds": seeds}
     try:

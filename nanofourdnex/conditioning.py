@@ -29,6 +29,7 @@ identical, and `save_pretrained` writes them in the same folder layout.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,8 @@ from transformers import (
 
 from .autoencoder import SixDAutoencoder, first_frame_video
 from .config import Config
-from .fusion import fuse
-from .xyz_init import sloped_plane
+from .paper.fusion import fuse
+from .paper.xyz_init import sloped_plane
 
 try:  # transformers 5 names the PIL backend; its default backend needs torchvision
     from transformers import CLIPImageProcessorPil as CLIPImageProcessor
@@ -118,8 +119,16 @@ class Encoders:
         return self.image_encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
 
 
-def build_encoders(config: Config, seed: int = 0) -> Encoders:
-    """The real encoders from `model.model_dir`, or tiny random ones (seeded) when it is empty."""
+def build_encoders(config: Config, seed: int = 0, meta: bool = False) -> Encoders:
+    """The real encoders from `model.model_dir`, or tiny random ones (seeded) when it is empty.
+
+    meta=True builds the tiny configuration's shapes only, on the meta device, and leaves the global
+    random state as it was.
+    """
+    if meta:
+        shapes_only = dataclasses.replace(config, model=dataclasses.replace(config.model, model_dir=""))
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):  # the tiny encoders seed the global RNG
+            return build_encoders(shapes_only, seed)
     model_dir, cond = config.model.model_dir, config.conditioning
     if model_dir:
         from transformers import AutoTokenizer

@@ -42,6 +42,11 @@ class ModelConfig:
     fusion: str = "width"  # §4.2: channel | batch | frame | height | width
     gradient_checkpointing: bool = True
 
+    @property
+    def dim(self) -> int:
+        """The DiT's width D = heads × head dim (5120 for Wan2.1-14B)."""
+        return self.num_attention_heads * self.attention_head_dim
+
 
 @dataclass
 class LoraConfig:
@@ -112,6 +117,19 @@ class TrainConfig:
 
 
 @dataclass
+class SamplingConfig:
+    """How `nano4d generate` samples (defaults: the public release's inference.py), stored with every run."""
+
+    frames: int = 0  # frames T (4k + 1); 0: the clip length the model was trained on (data.num_frames)
+    steps: int = 50
+    guidance: float = 5.0  # classifier-free guidance scale g on the prompt
+    seed: int = 42
+    scheduler: str = "unipc"  # unipc (Wan's) or euler
+    shift: float = 3.0  # flow shift of the sampling schedule (Wan2.1-I2V-480P: 3.0)
+    negative_prompt: str = ""
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -119,6 +137,7 @@ class Config:
     conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -186,7 +205,7 @@ def _apply(config: Config, section: str, key: str, value) -> None:
     setattr(part, key, _coerce(value, hints[key], f"{section}.{key}"))
 
 
-def config_from_dict(data: dict) -> Config:
+def config_from_dict(data: dict, validate: bool = True) -> Config:
     """A Config from `Config.to_dict()` output (e.g. a checkpoint's config.json), validated like a preset."""
     config = Config()
     for section, values in data.items():
@@ -194,7 +213,73 @@ def config_from_dict(data: dict) -> Config:
             raise ValueError(f"config section {section!r} must be a mapping")
         for key, value in values.items():
             _apply(config, section, key, value)
+    if validate:
+        validate_config(config)
     return config
+
+
+# The allowed range of every numeric setting, checked when a config is loaded: (low, high, what it is).
+AT_LEAST_1, AT_LEAST_0 = (1, math.inf, "at least 1"), (0, math.inf, "at least 0")
+POSITIVE = (0, math.inf, "a number > 0")
+RANGES = {
+    **{f"model.{k}": AT_LEAST_1 for k in ("num_layers", "num_attention_heads", "attention_head_dim", "ffn_dim",
+                                          "text_dim", "image_dim", "added_kv_proj_dim", "freq_dim", "rope_max_seq_len")},
+    "model.eps": POSITIVE,
+    "lora.rank": AT_LEAST_1,
+    "lora.alpha": POSITIVE,
+    "autoencoder.spatial": AT_LEAST_1,
+    "autoencoder.xyz_std": POSITIVE,
+    "conditioning.text_len": AT_LEAST_1,
+    **{f"conditioning.{k}": AT_LEAST_1 for k in ("tiny_text_layers", "tiny_image_size", "tiny_image_patch",
+                                                 "tiny_image_layers")},
+    "data.num_frames": AT_LEAST_1,
+    "data.height": (2, math.inf, "at least 2"),
+    "data.width": (2, math.inf, "at least 2"),
+    "data.synthetic_train": AT_LEAST_0,
+    "data.synthetic_val": AT_LEAST_0,
+    "data.synthetic_seed": AT_LEAST_0,
+    **{f"train.{k}": AT_LEAST_1 for k in ("steps", "batch_size", "micro_batch_size", "val_every", "save_every",
+                                          "log_every")},
+    "train.lr": POSITIVE,
+    "train.warmup_steps": AT_LEAST_0,
+    "train.weight_decay": AT_LEAST_0,
+    "train.grad_clip": POSITIVE,
+    "train.seed": AT_LEAST_0,
+    "sampling.frames": AT_LEAST_0,
+    "sampling.steps": AT_LEAST_1,
+    "sampling.guidance": AT_LEAST_0,
+    "sampling.seed": AT_LEAST_0,
+    "sampling.shift": POSITIVE,
+}  # fmt: skip
+
+
+def validate_config(config: Config) -> None:
+    """Every numeric setting within its range, and the rules that tie settings together; else a ValueError."""
+    for name, (low, high, what) in RANGES.items():
+        section, key = name.split(".")
+        value = getattr(getattr(config, section), key)
+        exclusive = what == POSITIVE[2]
+        if not (math.isfinite(value) and (value > low if exclusive else value >= low) and value <= high):
+            raise ValueError(f"{name} must be {what}, got {value!r}")
+    for name in ("model.patch_size",):
+        if len(config.model.patch_size) != 3 or min(config.model.patch_size) < 1:
+            raise ValueError(f"{name} must be three sizes of at least 1, got {config.model.patch_size!r}")
+    betas = config.train.betas
+    if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+        raise ValueError(f"train.betas must be two numbers in [0, 1), got {betas!r}")
+    if not config.train.val_times or not all(0 <= t <= 1 for t in config.train.val_times):
+        raise ValueError(f"train.val_times must be times in [0, 1], got {config.train.val_times!r}")
+    train, data = config.train, config.data
+    if train.batch_size % train.micro_batch_size:
+        raise ValueError(
+            f"train.batch_size {train.batch_size} must be a multiple of train.micro_batch_size {train.micro_batch_size}"
+        )
+    if (data.num_frames - 1) % 4:
+        raise ValueError(f"data.num_frames must be 4k + 1 (1, 5, 9, …, 49), got {data.num_frames}")
+    if config.sampling.frames and (config.sampling.frames - 1) % 4:
+        raise ValueError(f"sampling.frames must be 0 (the data's) or 4k + 1, got {config.sampling.frames}")
+    if not math.isfinite(config.autoencoder.xyz_mean):
+        raise ValueError(f"autoencoder.xyz_mean must be a finite number, got {config.autoencoder.xyz_mean!r}")
 
 
 def differing_fields(a: Config, b: Config, sections: typing.Iterable[str]) -> list[str]:
@@ -218,7 +303,7 @@ def load_config(preset: str | Path | None = None, overrides: typing.Sequence[str
         if not path.exists():
             raise ValueError(f"config file {preset} not found")
         try:
-            config = config_from_dict(tomllib.loads(path.read_text()))
+            config = config_from_dict(tomllib.loads(path.read_text()), validate=False)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: invalid TOML: {error}") from None
         except ValueError as error:
@@ -233,4 +318,5 @@ def load_config(preset: str | Path | None = None, overrides: typing.Sequence[str
         except tomllib.TOMLDecodeError:
             value = raw  # a bare word is a string
         _apply(config, section, key, value)
+    validate_config(config)
     return config

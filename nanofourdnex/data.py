@@ -57,6 +57,8 @@ from scipy.spatial.transform import Rotation
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from .paper.reprojection import backproject
+
 QUATERNION_TOLERANCE = 1e-3  # |‖q‖ − 1| allowed in pred_traj.txt (then q is normalised)
 ROTATION_TOLERANCE = 1e-3  # ‖RᵀR − I‖ allowed for npz camera-to-world matrices
 ASPECT_TOLERANCE = 0.01  # relative disagreement allowed between the RGB and depth aspect ratios
@@ -96,20 +98,17 @@ class ClipSample:
 
 
 def unproject(depth: np.ndarray, K: np.ndarray, c2w: np.ndarray) -> np.ndarray:
-    """World points (T, h, w, 3): X = c2w · [d·K⁻¹[u, v, 1]ᵀ; 1] for depth (T, h, w)."""
+    """World points (T, h, w, 3): X = c2w · [d·K⁻¹[u, v, 1]ᵀ; 1] for depth (T, h, w): Eq. 13 with c2w."""
     if depth.ndim != 3:
         raise ValueError(f"depth must be (T, h, w), got {depth.shape}")
-    num_frames, height, width = depth.shape
+    num_frames = len(depth)
     if K.shape != (num_frames, 3, 3) or c2w.shape != (num_frames, 4, 4):
         raise ValueError(
             f"K must be ({num_frames}, 3, 3) and c2w ({num_frames}, 4, 4), got {K.shape}, {c2w.shape}"
         )
-    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
-    pixels = np.stack([u, v, np.ones_like(u)], -1)  # [u, v, 1] (h, w, 3)
-    # Points are row vectors here, so M·x is written x @ Mᵀ (a matmul: ~6× faster than the einsum).
-    rays = pixels @ np.linalg.inv(K)[:, None].swapaxes(-1, -2)  # K⁻¹[u, v, 1]ᵀ, camera z = 1 (T, h, w, 3)
-    points_cam = depth[..., None].astype(np.float64) * rays  # d·K⁻¹[u, v, 1]ᵀ
-    return points_cam @ c2w[:, None, :3, :3].swapaxes(-1, -2) + c2w[:, None, None, :3, 3]  # R·X + t
+    R = c2w[:, :3, :3].swapaxes(-1, -2)  # world-to-camera rotation Rᵀ_c2w
+    t = -(R @ c2w[:, :3, 3:])[..., 0]  # and translation −Rᵀ_c2w·c
+    return backproject(depth, K, R, t)
 
 
 def to_first_camera(xyz: np.ndarray, c2w: np.ndarray) -> np.ndarray:
@@ -454,16 +453,19 @@ def scan_dataset(root: Path, min_frames: int = 1) -> tuple[list[Path], list[tupl
     return good, bad
 
 
+def center_crop_box(height: int, width: int, target_height: int, target_width: int) -> tuple[slice, slice]:
+    """(rows, columns) of the central window of a height × width image with the target's aspect ratio."""
+    if height * target_width > width * target_height:  # too tall: crop rows
+        rows = round(width * target_height / target_width)
+        return slice((height - rows) // 2, (height - rows) // 2 + rows), slice(0, width)
+    cols = round(height * target_width / target_height)
+    return slice(0, height), slice((width - cols) // 2, (width - cols) // 2 + cols)
+
+
 def _center_crop(frames: np.ndarray, height: int, width: int) -> np.ndarray:
     """The central window of frames (T, h, w, C) with the aspect ratio height : width."""
-    h, w = frames.shape[1:3]
-    if h * width > w * height:  # too tall: crop rows
-        rows = round(w * height / width)
-        top = (h - rows) // 2
-        return frames[:, top : top + rows]
-    cols = round(h * width / height)
-    left = (w - cols) // 2
-    return frames[:, :, left : left + cols]
+    rows, cols = center_crop_box(*frames.shape[1:3], height, width)
+    return frames[:, rows, cols]
 
 
 def _resize(frames: np.ndarray, height: int, width: int, mode: str) -> torch.Tensor:

@@ -50,7 +50,6 @@ size, or in one process.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Iterator
@@ -71,7 +70,7 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
 from .config import Config
 from .model import FourDNeX, build_model
-from .token_encoding import SharedRoPE
+from .paper.token_encoding import SharedRoPE
 
 ROPE_BUFFERS = {"transformer.rope.freqs_cos", "transformer.rope.freqs_sin"}
 
@@ -133,9 +132,7 @@ def torchrun_command(nproc: int, args: list[str]) -> list[str]:
 
 def build_meta_model(config: Config, latent_channels: int) -> FourDNeX:
     """FourDNeX with every parameter on the meta device (step 1); frozen ones in bf16 when training in bf16."""
-    shapes_only = dataclasses.replace(config, model=dataclasses.replace(config.model, model_dir=""))
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # build_model seeds the global RNG
-        model = build_model(shapes_only, latent_channels)
+    model = build_model(config, latent_channels, meta=True)
     if config.train.bf16:
         for parameter in model.parameters():
             if not parameter.requires_grad:
@@ -185,15 +182,24 @@ def broadcast_model_state(model: FourDNeX, host: FourDNeX | None, trainable_only
 
 @dataclass
 class ShardedModel:
-    """The FSDP2-sharded model of every rank, and rank 0's CPU host of the full adapters (None elsewhere)."""
+    """The model each process trains, and rank 0's CPU host of the full adapters (None on other ranks).
+
+    In one process there is one shard: `model` is the whole model and is its own host.
+    """
 
     model: FourDNeX
     host: FourDNeX | None
 
 
-def build_sharded_model(config: Config, latent_channels: int, world: World) -> ShardedModel:
-    """Steps 1-5 of the init sequence; the result computes exactly what the single-process model does."""
-    host = build_model(config, latent_channels, seed=config.train.seed) if world.is_main else None
+def build_sharded_model(
+    config: Config, latent_channels: int, world: World, host: FourDNeX | None
+) -> ShardedModel:
+    """Steps 1-5 of the init sequence; the result computes exactly what the single-process model does.
+
+    `host` is rank 0's single-process model (`model.build_model`, its base loaded), None on the other ranks.
+    """
+    if not world.distributed:
+        return ShardedModel(host.to(world.device), host)
     model = build_meta_model(config, latent_channels)
     shard(model, config.train.bf16)
     model.to_empty(device=world.device)
@@ -213,6 +219,8 @@ def trainable_names(model: nn.Module) -> list[str]:
 
 def gather_to_host(sharded: ShardedModel, optimizer: torch.optim.Optimizer) -> dict | None:
     """Collective: full trainable parameters into rank 0's host; return its AdamW state in the single-process layout."""
+    if sharded.model is sharded.host:  # one process: the model is its own host
+        return optimizer.state_dict()
     options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
     trainable = get_model_state_dict(sharded.model, options=options)
     state = get_optimizer_state_dict(sharded.model, optimizer, options=options)
@@ -230,6 +238,9 @@ def scatter_from_host(
     sharded: ShardedModel, optimizer: torch.optim.Optimizer, optimizer_state: dict | None
 ) -> None:
     """Collective inverse of `gather_to_host`: rank 0's host adapters and AdamW state → every rank's shards."""
+    if sharded.model is sharded.host:  # one process: the adapters are already in place
+        optimizer.load_state_dict(optimizer_state)
+        return
     broadcast_model_state(sharded.model, sharded.host, trainable_only=True)
     full = {}
     if sharded.host is not None:

@@ -20,6 +20,7 @@ release's folder (the same LoRA file + `learnable_domain_embeddings.pt`) loads t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -32,8 +33,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import Config, LoraConfig, ModelConfig
-from .flow_matching import velocity_from_wan, wan_timestep
-from .token_encoding import SEQUENCE_AXIS, DomainEmbedding, SharedRoPE
+from .paper.flow_matching import velocity_from_wan, wan_timestep
+from .paper.fusion import IN_SEQUENCE
+from .paper.token_encoding import DomainEmbedding, SharedRoPE
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 DOMAIN_FILE = "domain_embeddings.safetensors"
@@ -82,6 +84,11 @@ def build_transformer(model: ModelConfig, latent_channels: int, seed: int = 0) -
     return WanTransformer3DModel(**transformer_kwargs(model, latent_channels))
 
 
+def model_width(transformer: WanTransformer3DModel) -> int:
+    """D, the width of a Wan DiT's token embeddings: its patch embedding's output channels."""
+    return transformer.patch_embedding.out_channels
+
+
 def tuple_or(value):
     return tuple(value) if isinstance(value, list) else value
 
@@ -110,15 +117,15 @@ class FourDNeX(nn.Module):
 
     def __init__(self, transformer: WanTransformer3DModel, strategy: str, lora: LoraConfig):
         super().__init__()
-        if strategy not in SEQUENCE_AXIS:  # channel and batch fusion need the ablation's adapters
+        if strategy not in IN_SEQUENCE:  # channel and batch fusion need the ablation's adapters
             raise ValueError(
-                f"FourDNeX fuses RGB and XYZ in one sequence: {', '.join(SEQUENCE_AXIS)}; got {strategy!r}"
+                f"FourDNeX fuses RGB and XYZ in one sequence: {', '.join(IN_SEQUENCE)}; got {strategy!r}"
             )
         self.transformer = transformer
         self.strategy = strategy
         self.lora = lora
         transformer.rope = SharedRoPE.like(transformer.rope, strategy)  # both halves share positions (Eq. 11)
-        dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+        dim = model_width(transformer)
         DomainEmbedding(dim, strategy).attach(transformer)
         add_lora(transformer, lora)
         transformer.domain_embedding.weight.requires_grad_(True)
@@ -239,8 +246,19 @@ def read_release_domain_embeddings(path: Path) -> torch.Tensor:
     return loaded.float()
 
 
-def build_model(config: Config, latent_channels: int, seed: int = 0) -> FourDNeX:
-    """Base DiT (pretrained or random) → shared RoPE + domain embeddings → LoRA; base frozen."""
+def build_model(config: Config, latent_channels: int, seed: int = 0, meta: bool = False) -> FourDNeX:
+    """Base DiT (pretrained or random) → shared RoPE + domain embeddings → LoRA; base frozen.
+
+    meta=True builds the shapes only, on the meta device (no weights read, nothing allocated), and
+    leaves the global random state as it was.
+    """
+    if meta:
+        shapes_only = dataclasses.replace(config, model=dataclasses.replace(config.model, model_dir=""))
+        with (
+            torch.random.fork_rng(devices=[]),
+            torch.device("meta"),
+        ):  # build_transformer seeds the global RNG
+            return build_model(shapes_only, latent_channels, seed)
     transformer = build_transformer(config.model, latent_channels, seed)
     if config.model.gradient_checkpointing:
         transformer.enable_gradient_checkpointing()

@@ -29,22 +29,19 @@ Conventions (the project's, see reprojection.py):
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
-import imageio.v2 as imageio
 import numpy as np
 import torch
-from plyfile import PlyData, PlyElement, PlyParseError
+
+from .outputs import checked_tensor
 
 NEAR = 1e-6  # points with depth z ≤ NEAR are behind (or in) the camera and dropped
 TRAJECTORIES = ("orbit", "dolly", "pan")
 # Default magnitude per trajectory kind: orbit in degrees, dolly and pan as a fraction of the
 # depth of the look-at centre.
 MAGNITUDES = {"orbit": 15.0, "dolly": 0.3, "pan": 0.2}
-PLY_VERTEX = [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")]
 
 
 @dataclass(frozen=True)
@@ -69,18 +66,6 @@ class NovelVideo:
         return 1 - self.masks.flatten(1).double().mean(1)
 
 
-def _tensor(array: np.ndarray | torch.Tensor, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
-    """array as a torch tensor with the given shape (a letter = any size), or a ValueError naming both."""
-    if not isinstance(array, torch.Tensor):
-        array = torch.from_numpy(np.array(array))  # a copy: read-only numpy arrays are fine too
-    if array.ndim != len(shape) or any(
-        isinstance(want, int) and got != want for got, want in zip(array.shape, shape, strict=True)
-    ):
-        expected = "(" + ", ".join(map(str, shape)) + ")"
-        raise ValueError(f"{name} must be {expected}, got {tuple(array.shape)}")
-    return array
-
-
 def splat(
     points: np.ndarray | torch.Tensor,
     colors: np.ndarray | torch.Tensor,
@@ -98,13 +83,13 @@ def splat(
     (2r + 1)² square around it for point_radius r); per pixel the nearest point wins, equal depths
     going to the lowest point index, so the result does not depend on anything but the inputs.
     """
-    points = _tensor(points, "points", ("N", 3)).double()
-    colors = _tensor(colors, "colors", ("N", 3))
+    points = checked_tensor(points, "points", ("N", 3)).double()
+    colors = checked_tensor(colors, "colors", ("N", 3))
     if len(colors) != len(points):
         raise ValueError(f"colors must be ({len(points)}, 3) like points, got {tuple(colors.shape)}")
-    K = _tensor(K, "K", (3, 3)).double()
-    R = _tensor(R, "R", (3, 3)).double()
-    t = _tensor(t, "t", (3,)).double()
+    K = checked_tensor(K, "K", (3, 3)).double()
+    R = checked_tensor(R, "R", (3, 3)).double()
+    t = checked_tensor(t, "t", (3,)).double()
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be >= 1, got ({height}, {width})")
     if point_radius < 0:
@@ -193,8 +178,8 @@ def novel_trajectory(
         raise ValueError(f"unknown trajectory kind {kind!r}; expected one of {TRAJECTORIES}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-    R0 = _tensor(R0, "R0", (3, 3)).double()
-    t0 = _tensor(t0, "t0", (3,)).double()
+    R0 = checked_tensor(R0, "R0", (3, 3)).double()
+    t0 = checked_tensor(t0, "t0", (3,)).double()
     c = _look_at_center(center, R0, t0)
     m = MAGNITUDES[kind] if magnitude is None else float(magnitude)
     depth = (R0 @ c + t0)[2]  # z_c, the centre's depth in camera 0
@@ -230,41 +215,6 @@ def novel_trajectory(
     return R, t
 
 
-def load_trajectory_json(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Read K, R (T, 3, 3) and t (T, 3) (float64) from a cameras.json as reprojection.save_recovery writes it.
-
-    Only `K` (3×3) and `frames` (a list of {`R`: 3×3, `t`: 3}, world-to-camera) are read. Where the
-    top-level `K` is null, every frame must carry its own `K` and K is returned as (T, 3, 3).
-    """
-    path = Path(path)
-    try:
-        cameras = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a readable JSON file: {error}") from error
-    frames = cameras.get("frames") if isinstance(cameras, dict) else None
-    if not isinstance(frames, list) or not frames or not all(isinstance(f, dict) for f in frames):
-        raise ValueError(f"{path} needs 'frames': a non-empty list of {{'R': 3x3, 't': 3}} objects")
-
-    def field(value: object, name: str, shape: tuple[int, ...]) -> torch.Tensor:
-        try:
-            array = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{path}: {name} must be a numeric {shape} list: {error}") from error
-        if array.shape != shape or not np.isfinite(array).all():
-            raise ValueError(f"{path}: {name} must be a finite {shape} list, got shape {array.shape}")
-        return torch.from_numpy(array)
-
-    R = torch.stack([field(f.get("R"), f"frames[{k}].R", (3, 3)) for k, f in enumerate(frames)])
-    t = torch.stack([field(f.get("t"), f"frames[{k}].t", (3,)) for k, f in enumerate(frames)])
-    if cameras.get("K") is not None:
-        K = field(cameras["K"], "K", (3, 3))
-    else:
-        K = torch.stack(
-            [field(f.get("K"), f"K (null) so frames[{k}].K", (3, 3)) for k, f in enumerate(frames)]
-        )
-    return K, R, t
-
-
 def render_video(
     xyz: np.ndarray | torch.Tensor,
     rgb: np.ndarray | torch.Tensor,
@@ -279,14 +229,18 @@ def render_video(
     xyz (T, H, W, 3) float world points (non-finite ones are skipped), rgb (T, H, W, 3) uint8,
     K (3, 3) shared or (T, 3, 3), R (T, 3, 3), t (T, 3). Pixels no point lands on stay black.
     """
-    xyz = _tensor(xyz, "xyz", ("T", "H", "W", 3))
+    xyz = checked_tensor(xyz, "xyz", ("T", "H", "W", 3))
     frames, height, width, _ = xyz.shape
-    rgb = _tensor(rgb, "rgb", (frames, height, width, 3))
+    rgb = checked_tensor(rgb, "rgb", (frames, height, width, 3))
     if rgb.dtype != torch.uint8:
         raise ValueError(f"rgb must be uint8, got {rgb.dtype}")
-    K = _tensor(K, "K", (3, 3)).expand(frames, 3, 3) if np.ndim(K) == 2 else _tensor(K, "K", (frames, 3, 3))
-    R = _tensor(R, "R", (frames, 3, 3))
-    t = _tensor(t, "t", (frames, 3))
+    K = (
+        checked_tensor(K, "K", (3, 3)).expand(frames, 3, 3)
+        if np.ndim(K) == 2
+        else checked_tensor(K, "K", (frames, 3, 3))
+    )
+    R = checked_tensor(R, "R", (frames, 3, 3))
+    t = checked_tensor(t, "t", (frames, 3))
     images, masks = [], []
     for k in range(frames):
         view = splat(
@@ -302,77 +256,3 @@ def render_video(
         images.append(view.image.to(torch.uint8))  # uint8 values carried exactly through float32
         masks.append(view.mask)
     return NovelVideo(frames=torch.stack(images), masks=torch.stack(masks))
-
-
-def write_video(path: str | Path, frames: np.ndarray | torch.Tensor, fps: int = 16) -> Path:
-    """Write (T, H, W, 3) uint8 frames as an H.264 yuv420p mp4 (Wan's 16 fps by default).
-
-    yuv420p needs even sides, so an odd height or width gets one black row or column at the
-    bottom or right.
-    """
-    frames = _tensor(frames, "frames", ("T", "H", "W", 3)).cpu().numpy()
-    if frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8, got {frames.dtype}")
-    _, height, width, _ = frames.shape
-    frames = np.pad(frames, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(
-        path, fps=fps, codec="libx264", pixelformat="yuv420p", macro_block_size=1
-    ) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-    return path
-
-
-def write_ply(path: str | Path, points: np.ndarray | torch.Tensor, colors: np.ndarray | torch.Tensor) -> Path:
-    """Binary little-endian PLY of points (N, 3) (x, y, z float32) and uint8 colours (N, 3) (red, green, blue).
-
-    Points with a non-finite coordinate are left out, with their colours.
-    """
-    points = _tensor(points, "points", ("N", 3)).cpu().numpy()
-    colors = _tensor(colors, "colors", (len(points), 3)).cpu().numpy()
-    if colors.dtype != np.uint8:
-        raise ValueError(f"colors must be uint8, got {colors.dtype}")
-    finite = np.isfinite(points).all(1)
-    vertex = np.empty(int(finite.sum()), dtype=PLY_VERTEX)
-    for k, name in enumerate("xyz"):
-        vertex[name] = points[finite, k]
-    for k, name in enumerate(("red", "green", "blue")):
-        vertex[name] = colors[finite, k]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    PlyData([PlyElement.describe(vertex, "vertex")], byte_order="<").write(str(path))
-    return path
-
-
-def read_ply(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read points (N, 3) float32 and colours (N, 3) uint8 from a PLY with vertex x/y/z and red/green/blue."""
-    path = Path(path)
-    try:
-        ply = PlyData.read(str(path))
-    except (OSError, PlyParseError) as error:
-        raise ValueError(f"{path} is not a readable PLY file: {error}") from error
-    names = [element.name for element in ply.elements]
-    if "vertex" not in names:
-        raise ValueError(f"{path} has elements {names}, expected 'vertex'")
-    vertex = ply["vertex"].data
-    missing = [name for name, _ in PLY_VERTEX if name not in (vertex.dtype.names or ())]
-    if missing:
-        raise ValueError(f"{path}: vertex lacks {missing}; expected x, y, z, red, green, blue")
-    points = np.stack([vertex[name] for name in "xyz"], axis=1).astype(np.float32)
-    colors = np.stack([vertex[name] for name in ("red", "green", "blue")], axis=1).astype(np.uint8)
-    return torch.from_numpy(points), torch.from_numpy(colors)
-
-
-def write_point_clouds(
-    out_dir: str | Path, xyz: np.ndarray | torch.Tensor, rgb: np.ndarray | torch.Tensor
-) -> list[Path]:
-    """Write out_dir/points/frame_XXXX.ply for every frame of xyz (T, H, W, 3) and rgb (T, H, W, 3) uint8."""
-    xyz = _tensor(xyz, "xyz", ("T", "H", "W", 3))
-    rgb = _tensor(rgb, "rgb", tuple(xyz.shape))
-    folder = Path(out_dir) / "points"
-    return [
-        write_ply(folder / f"frame_{k:04d}.ply", xyz[k].reshape(-1, 3), rgb[k].reshape(-1, 3))
-        for k in range(len(xyz))
-    ]

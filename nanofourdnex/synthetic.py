@@ -28,6 +28,8 @@ Conventions (the whole project's):
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,8 @@ import imageio.v3 as iio
 import numpy as np
 from scipy.spatial.transform import Rotation
 from tqdm import tqdm
+
+from .config import Config
 
 WALL_Y = 8.0  # the backdrop plane y = WALL_Y, facing the camera
 TARGET = np.array([0.0, 3.0, 0.6])  # the point the camera looks at
@@ -325,17 +329,57 @@ def clip_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
-def write_dataset(root: Path, num_clips: int, seed: int = 0, **scene_kwargs) -> list[Path]:
-    """Write clips root/clip_00000 … with make_scene(clip_seed(seed, i), **scene_kwargs) and root/captions.csv."""
+def write_dataset(
+    root: Path, num_clips: int, seed: int = 0, progress: bool = True, **scene_kwargs
+) -> list[Path]:
+    """Write clips root/clip_00000 … with make_scene(clip_seed(seed, i), **scene_kwargs) and root/captions.csv.
+
+    Atomic: the clips are written into a hidden sibling folder that is renamed to `root` when complete,
+    so an interrupted run leaves no partial data set behind (a leftover partial folder is replaced).
+    `root` must not exist yet, or be an empty folder.
+    """
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
-    clips, captions = [], []
-    for index in tqdm(range(num_clips), desc=f"synthetic clips → {root}", unit="clip", disable=None):
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise ValueError(f"{root} already exists and is not empty; the synthetic data set needs a new folder")
+    partial = root.with_name(f".{root.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    captions = []
+    for index in tqdm(range(num_clips), desc=f"synthetic clips → {root}", unit="clip", disable=not progress):
         scene = make_scene(clip_seed(seed, index), **scene_kwargs)
-        clips.append(write_clip(scene, root / f"clip_{index:05d}"))
+        write_clip(scene, partial / f"clip_{index:05d}")
         captions.append((index, scene.caption))
-    with open(root / "captions.csv", "w", newline="") as file:
+    with open(partial / "captions.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["number", "caption"])
         writer.writerows(captions)
-    return clips
+    os.replace(partial, root)
+    return [root / f"clip_{index:05d}" for index in range(num_clips)]
+
+
+def ensure_synthetic_data(config: Config, progress: bool = True) -> None:
+    """Write the synthetic training / validation clips of a tiny preset on first use.
+
+    A folder that already exists must hold exactly the clips the preset would write (checked by
+    name); anything else is reported, never overwritten.
+    """
+    data = config.data
+    splits = (
+        (data.root, data.synthetic_train, data.synthetic_seed),
+        (data.val_root, data.synthetic_val, data.synthetic_seed + 100_000),
+    )
+    for root, count, seed in splits:
+        if not root or count <= 0:
+            continue
+        root = Path(root)
+        if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+            size = {"num_frames": data.num_frames, "height": data.height, "width": data.width}
+            write_dataset(root, count, seed=seed, progress=progress, **size)
+            continue
+        expected = {f"clip_{index:05d}" for index in range(count)}
+        present = {clip.name for clip in root.glob("clip_*") if (clip / "pred_traj.txt").is_file()}
+        if present != expected:
+            raise ValueError(
+                f"{root} holds {len(present)} synthetic clips, not the {count} this preset writes there "
+                f"(an interrupted earlier version of the project?); move it away to have it written anew"
+            )

@@ -7,8 +7,10 @@ writes the PNG. A new figure helper is a function `plot_x(..., path) -> Path` bu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,10 +18,11 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the "3d" projection)
 
 if TYPE_CHECKING:
-    from .reprojection import CameraRecovery
+    from .paper.reprojection import CameraRecovery
 
 STYLE = {
     "font.size": 8,
@@ -169,4 +172,102 @@ def plot_preview(
             zlabel="−y",
             title=f"recovered cameras (f = {float(np.mean(result.focal)):.1f} px)",
         )
+    return path
+
+
+@dataclass
+class Histogram:
+    """One panel of `plot_filter_histograms`: a metric's values per clip and the clips kept."""
+
+    label: str
+    values: np.ndarray  # (N,) float, clips that provide the metric
+    kept: np.ndarray  # (N,) bool
+    thresholds: tuple[float | None, ...]  # vertical lines; None or inf: not drawn
+    logarithmic: bool  # four decades below the largest value; smaller values fall into the first bin
+
+
+def plot_filter_histograms(
+    panels: list[Histogram], outcomes: dict[str, int], total: int, path: str | Path
+) -> Path:
+    """Curation: a histogram per metric (kept and rejected stacked) with its thresholds, and outcomes per reason."""
+    path = Path(path)
+    with figure(path, (11, 4.8)) as fig:
+        axes = fig.subplots(2, 4).ravel()
+        for ax, panel in zip(axes, panels, strict=False):
+            ax.set(xlabel=panel.label, ylabel="clips")
+            if not len(panel.values):
+                ax.text(0.5, 0.5, "no clip provides it", ha="center", va="center", transform=ax.transAxes)
+                continue
+            values, bins = panel.values, 30
+            if panel.logarithmic and values.max() > 0:
+                floor = max(values[values > 0].min(), values.max() * 1e-4)
+                values = np.maximum(values, floor)
+                bins = np.geomspace(floor, values.max(), 30) if values.max() > floor else 30
+                ax.set_xscale("log")
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.hist(
+                [values[panel.kept], values[~panel.kept]], bins=bins, stacked=True,
+                color=["tab:green", "0.6"], label=["kept", "rejected"],
+            )  # fmt: skip
+            for line in panel.thresholds:
+                if line is not None and math.isfinite(line):
+                    ax.axvline(line, color="tab:red", linestyle="--", linewidth=1)
+        axes[0].legend(frameon=False)
+        ax = axes[-1]
+        ax.barh(
+            list(outcomes)[::-1],
+            list(outcomes.values())[::-1],
+            color=["0.6"] * (len(outcomes) - 1) + ["tab:green"],
+        )
+        ax.set(xlabel="clips (one per failed filter)", title=f"{total} clips")
+    return path
+
+
+def plot_ablation(
+    summary: dict[str, dict[str, tuple[float, float]]],
+    labels: dict[str, str],
+    references: dict[str, float],
+    highlight: str,
+    samples: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+) -> Path:
+    """Bars (mean ± std over seeds) per metric and strategy, then a Fig. 10-style grid of samples.
+
+    summary: strategy → metric → (mean, std); labels: metric → axis title; references: metric → a
+    dashed reference line; highlight: the strategy drawn in red; samples: row label → (RGB in [0, 1],
+    XYZ in [−1, 1]) videos (T, H, W, 3), the first row the ground truth.
+    """
+    path = Path(path)
+    names, metrics = list(summary), list(labels)
+    rows = list(samples)
+    frames = len(next(iter(samples.values()))[0])
+    shown = sorted({0, frames // 2, frames - 1})
+    colors = ["tab:red" if n == highlight else "0.55" for n in names]
+    with figure(path, (11, 2.6 + 0.75 * len(rows))) as fig:
+        outer = fig.add_gridspec(2, 1, height_ratios=[2.4, 0.75 * len(rows)])
+        bars = outer[0].subgridspec(1, len(metrics))
+        for column, key in enumerate(metrics):
+            ax = fig.add_subplot(bars[0, column])
+            means = [summary[n][key][0] for n in names]
+            stds = [summary[n][key][1] for n in names]
+            ax.bar(range(len(names)), means, yerr=stds, color=colors, capsize=2)
+            if key in references:
+                ax.axhline(references[key], color="k", linestyle="--", linewidth=0.8)
+            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
+            ax.set_title(labels[key])
+        grid = outer[1].subgridspec(len(rows), 2 * len(shown))
+        for r, name in enumerate(rows):
+            rgb, xyz = samples[name]
+            images = [rgb[k] for k in shown] + [np.clip((xyz[k] + 1) / 2, 0, 1) for k in shown]
+            for c, image in enumerate(images):
+                ax = fig.add_subplot(grid[r, c])
+                ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
+                ax.set(xticks=[], yticks=[])
+                ax.grid(False)
+                if r == 0:
+                    ax.set_title(
+                        f"{'RGB' if c < len(shown) else 'XYZ'} frame {shown[c % len(shown)]}", fontsize=7
+                    )
+                if c == 0:
+                    ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from hypothesis import strategies as st
 
-from nanofourdnex.fusion import STRATEGIES
+from nanofourdnex.paper.fusion import STRATEGIES
 
 strategies_ = st.sampled_from(STRATEGIES)
 sequence_strategies = st.sampled_from(("frame", "height", "width"))

@@ -18,7 +18,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from nanofourdnex.ablation import (
+from nanofourdnex.cli import app
+from nanofourdnex.config import load_config
+from nanofourdnex.data import normalize_pointmaps, to_first_camera
+from nanofourdnex.model import trains_in_full
+from nanofourdnex.paper.fusion import fuse
+from nanofourdnex.paper.reprojection import CameraRecovery, intrinsics, recover_cameras
+from nanofourdnex.synthetic import make_scene
+from nanofourdnex.tools.ablation import (
     QUICK_BUDGET,
     condition_halves,
     explained_rgb_change,
@@ -27,20 +34,13 @@ from nanofourdnex.ablation import (
     run_ablation,
     variant_loss,
 )
-from nanofourdnex.cli import app
-from nanofourdnex.config import load_config
-from nanofourdnex.data import normalize_pointmaps, to_first_camera
-from nanofourdnex.fusion import fuse
-from nanofourdnex.fusion_variants import (
+from nanofourdnex.tools.fusion_variants import (
     VARIANTS,
     CDSABlock,
     CrossDomainAttention,
     build_variant,
     variant_interaction_distance,
 )
-from nanofourdnex.model import trains_in_full
-from nanofourdnex.reprojection import CameraRecovery, intrinsics, recover_cameras
-from nanofourdnex.synthetic import make_scene
 from nanofourdnex.train import batch_loss
 
 from .strategies import randn, seeds
@@ -214,8 +214,10 @@ def test_variant_loss_is_the_training_loss_for_in_sequence_fusion():
     randomize_trainable(variant)
     batch, t = inputs(batch=2, seed=5), torch.tensor([0.2, 0.7])
     noise_rgb, noise_xyz = randn((2, Z, FRAMES, H, W), 7), randn((2, Z, FRAMES, H, W), 8)
-    expected = batch_loss(variant.model, batch, 5, fuse(noise_rgb, noise_xyz, "width"), t)
-    torch.testing.assert_close(variant_loss(variant, batch, noise_rgb, noise_xyz, t), expected)
+    expected = batch_loss(variant.model, batch, fuse(noise_rgb, noise_xyz, "width"), t)
+    torch.testing.assert_close(
+        variant_loss(variant, batch, fuse(noise_rgb, noise_xyz, "channel"), t), expected
+    )
 
 
 @given(seed=seeds, scale=st.floats(0.1, 10), shift=st.floats(-5, 5))

@@ -15,7 +15,7 @@ from nanofourdnex.autoencoder import (
     WanAutoencoder,
     first_frame_video,
 )
-from nanofourdnex.mask import guided_mask
+from nanofourdnex.paper.mask import guided_mask
 from tests.strategies import pixel_frames, randn, seeds
 
 

@@ -12,7 +12,7 @@ from transformers import UMT5EncoderModel
 from nanofourdnex.autoencoder import PixelShuffleAutoencoder, SixDAutoencoder, WanAutoencoder
 from nanofourdnex.conditioning import build_encoders, condition_latents
 from nanofourdnex.config import load_config
-from nanofourdnex.fusion import split
+from nanofourdnex.paper.fusion import split
 from tests.strategies import randn, seeds
 from tests.test_autoencoder import tiny_wan_vae
 

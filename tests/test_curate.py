@@ -24,9 +24,12 @@ from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 from typer.testing import CliRunner
 
-import nanofourdnex.curate as curate_module
+import nanofourdnex.tools.curate as curate_module
 from nanofourdnex.cli import app
-from nanofourdnex.curate import (
+from nanofourdnex.paper.curvature import camera_smoothness, is_smooth
+from nanofourdnex.paper.quality import select_by_confidence
+from nanofourdnex.synthetic import Scene, make_scene, write_clip
+from nanofourdnex.tools.curate import (
     FIGURE_NAME,
     REASONS,
     ClipRecord,
@@ -36,9 +39,6 @@ from nanofourdnex.curate import (
     measure_clip,
     read_manifest,
 )
-from nanofourdnex.curvature import camera_smoothness, is_smooth
-from nanofourdnex.quality import select_by_confidence
-from nanofourdnex.synthetic import Scene, make_scene, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES, HEIGHT, WIDTH = 49, 12, 16
@@ -420,7 +420,7 @@ def test_resume_reuses_finished_lines_without_measuring_them_again(reference, da
 KILLED_RUN = """
 import os, signal, sys
 from pathlib import Path
-import nanofourdnex.curate as c
+import nanofourdnex.tools.curate as c
 measure, calls = c.measure_clip, []
 def dying(path, tau):
     calls.append(path)

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from nanofourdnex.cache import encode_sample
+from nanofourdnex.autoencoder import build_autoencoder
+from nanofourdnex.cache import CACHE_CONFIG_FILE, clip_dataset, encode_sample, open_prebuilt_cache
 from nanofourdnex.cli import app
 from nanofourdnex.conditioning import build_encoders
 from nanofourdnex.config import config_from_dict, load_config
@@ -32,20 +34,13 @@ from nanofourdnex.distributed import (
     process_group,
     shard,
 )
-from nanofourdnex.flow_matching import interpolate
-from nanofourdnex.fusion import fuse
 from nanofourdnex.generate import load_inference
-from nanofourdnex.mask import guided_mask
 from nanofourdnex.model import build_model
-from nanofourdnex.train import (
-    CACHE_CONFIG_FILE,
-    build_autoencoder,
-    clip_dataset,
-    ensure_synthetic_data,
-    open_prebuilt_cache,
-    train,
-    training_step,
-)
+from nanofourdnex.paper.flow_matching import interpolate
+from nanofourdnex.paper.fusion import fuse
+from nanofourdnex.paper.mask import guided_mask
+from nanofourdnex.synthetic import ensure_synthetic_data
+from nanofourdnex.train import batch_loss, train, training_step
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 4
@@ -87,7 +82,10 @@ def worker(workdir: Path) -> None:
         channels = data[0]["rgb"].shape[0]
         found = {"world": world.size}
 
-        sharded = build_sharded_model(config, channels, world)  # meta → shard → to_empty → broadcast → RoPE
+        host = build_model(config, channels, seed=config.train.seed) if world.is_main else None
+        sharded = build_sharded_model(
+            config, channels, world, host
+        )  # meta → shard → to_empty → broadcast → RoPE
         u = velocity(sharded.model, data, config)
         expected = velocity(sharded.host, data, config) if world.is_main else None
         found["init_difference"] = max_difference(u, expected) if world.is_main else None
@@ -102,7 +100,16 @@ def worker(workdir: Path) -> None:
         u = velocity(broken, data, config)
         found["no_rope_difference"] = max_difference(u, expected) if world.is_main else None
 
-        training_step(sharded.model, data, config, 1, world.device, world.rank, world.size)
+        training_step(
+            partial(batch_loss, sharded.model),
+            sharded.model.strategy,
+            data,
+            config,
+            1,
+            world.device,
+            world.rank,
+            world.size,
+        )
         gradients = {n: p.grad.full_tensor() for n, p in sharded.model.named_parameters() if p.requires_grad}
 
         try:
@@ -190,7 +197,7 @@ def test_fsdp_sum_of_the_rank_shares_is_the_global_batch_gradient(runs):
     sharded = load_file(str(workdir / "gradients.safetensors"))
     data = open_prebuilt_cache(config, f"{workdir}/cache/train")
     model = build_model(config, data[0]["rgb"].shape[0], seed=config.train.seed)
-    training_step(model, data, config, 1, torch.device("cpu"))
+    training_step(partial(batch_loss, model), model.strategy, data, config, 1, torch.device("cpu"))
     single = {n: p.grad for n, p in model.transformer.named_parameters() if p.requires_grad}
     assert set(sharded) == {f"transformer.{n}" for n in single}
     nonzero = 0
@@ -212,7 +219,7 @@ def test_without_the_rope_recompute_the_sharded_model_is_wrong(runs):
 
 def test_global_batch_must_split_evenly_over_the_processes(runs):
     found = json.loads((runs[0] / "worker.json").read_text())
-    assert found["uneven_batch_error"] == "batch_size 3 must be a multiple of the 2 processes"
+    assert found["uneven_batch_error"] == "train.batch_size 3 must be a multiple of the 2 processes"
 
 
 def test_gathered_checkpoint_has_the_single_process_format_and_reproduces_its_outputs(runs):

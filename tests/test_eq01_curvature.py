@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.spatial.transform import Rotation
 
-from nanofourdnex.curvature import (
+from nanofourdnex.paper.curvature import (
     CameraSmoothness,
     camera_centers_from_c2w,
     camera_centers_from_w2c,

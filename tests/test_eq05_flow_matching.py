@@ -6,7 +6,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from nanofourdnex.flow_matching import (
+from nanofourdnex.paper.flow_matching import (
     euler_step,
     flow_matching_loss,
     interpolate,

@@ -6,7 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nanofourdnex.xyz_init import sloped_plane
+from nanofourdnex.paper.xyz_init import sloped_plane
 
 pytestmark = pytest.mark.eq07
 sides = st.integers(2, 64)

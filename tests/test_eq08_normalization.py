@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nanofourdnex.normalization import (
+from nanofourdnex.paper.normalization import (
     XYZ_LATENT_MEAN,
     XYZ_LATENT_STD,
     LatentStatistics,

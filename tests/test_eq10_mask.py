@@ -5,8 +5,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nanofourdnex.fusion import split
-from nanofourdnex.mask import guided_mask, modality_mask, pack_temporal
+from nanofourdnex.paper.fusion import split
+from nanofourdnex.paper.mask import guided_mask, modality_mask, pack_temporal
 from tests.strategies import pixel_frames, sequence_strategies, strategies_
 
 pytestmark = pytest.mark.eq10

@@ -7,8 +7,8 @@ from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nanofourdnex.fusion import fuse, split
-from nanofourdnex.token_encoding import DomainEmbedding, SharedRoPE
+from nanofourdnex.paper.fusion import fuse, split
+from nanofourdnex.paper.token_encoding import DomainEmbedding, SharedRoPE
 from tests.strategies import randn, seeds, sequence_strategies
 
 pytestmark = pytest.mark.eq11

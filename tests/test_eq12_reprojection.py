@@ -18,16 +18,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from nanofourdnex.render import load_trajectory_json
-from nanofourdnex.reprojection import (
+from nanofourdnex.outputs import load_trajectory_json, load_xyz, save_recovery
+from nanofourdnex.paper.reprojection import (
     CameraRecovery,
     backproject,
     depth_from_xyz,
     intrinsics,
-    load_xyz,
     recover_cameras,
     rotation_angle,
-    save_recovery,
 )
 from tests.strategies import seeds
 

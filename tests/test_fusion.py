@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nanofourdnex.fusion import AXIS, STRATEGIES, fuse, interaction_distance, split, token_grid
+from nanofourdnex.paper.fusion import AXIS, STRATEGIES, fuse, interaction_distance, split, token_grid
 from tests.strategies import latent_shapes, randn, seeds, strategies_
 
 pytestmark = pytest.mark.fusion

@@ -3,6 +3,7 @@
 Spec: specs/generation.md
 """
 
+import dataclasses
 import json
 
 import imageio.v3 as iio
@@ -18,23 +19,22 @@ from typer.testing import CliRunner
 from nanofourdnex.autoencoder import PixelShuffleAutoencoder, SixDAutoencoder
 from nanofourdnex.cli import app
 from nanofourdnex.conditioning import build_encoders
-from nanofourdnex.config import load_config
-from nanofourdnex.flow_matching import euler_step
-from nanofourdnex.fusion import fuse
+from nanofourdnex.config import SamplingConfig, load_config
 from nanofourdnex.generate import (
     OFFLOAD_MODES,
+    check_inputs,
     generate_6d,
-    load_image,
     load_inference,
-    make_scheduler,
     output_size,
     place,
     resize_image,
     run_generation,
-    sample_flow,
 )
-from nanofourdnex.mask import guided_mask
 from nanofourdnex.model import LORA_FILE, RELEASE_DOMAIN_FILE, build_model
+from nanofourdnex.paper.flow_matching import euler_step, make_scheduler, sample_flow
+from nanofourdnex.paper.fusion import fuse
+from nanofourdnex.paper.mask import guided_mask
+from nanofourdnex.reading import load_image
 from nanofourdnex.synthetic import clip_seed, make_scene
 from nanofourdnex.train import train
 from tests.strategies import randn, seeds
@@ -154,8 +154,10 @@ def stub_for(stub_world, prompt: str, negative: str) -> PromptStub:
 
 def sample_with_stub(stub_world, stub, guidance):
     encoders, autoencoder, image, _ = stub_world
-    return generate_6d(stub, autoencoder, encoders, image, "a red ball rolls left", negative_prompt="blurry, static",
-                       num_frames=FRAMES, steps=8, guidance=guidance, scheduler="euler", shift=1.0, device="cpu")  # fmt: skip
+    sampling = SamplingConfig(
+        FRAMES, steps=8, guidance=guidance, scheduler="euler", shift=1.0, negative_prompt="blurry, static"
+    )
+    return generate_6d(stub, autoencoder, encoders, image, "a red ball rolls left", sampling, device="cpu")
 
 
 @pytest.mark.parametrize("guidance", [1.0, 2.5, 5.0])
@@ -227,17 +229,22 @@ def trained(tmp_path_factory):
     return root / "run", image, scene
 
 
-def generate_into(trained, out, **kwargs):
+def generate_into(trained, out, **sampling):
     run, image, _ = trained
-    options = dict(steps=4, guidance=5.0, seed=42, progress=False) | kwargs
-    return run_generation(load_inference(run), image, out, **options)
+    inference = load_inference(run)
+    settings = dataclasses.replace(
+        inference.config.sampling, **({"steps": 4, "guidance": 5.0, "seed": 42} | sampling)
+    )
+    inputs = check_inputs(inference.config, image, out, sampling=settings, overwrite=True)
+    return run_generation(inference, inputs, progress=False)
 
 
 def test_generation_writes_every_output_with_its_documented_shapes(trained, tmp_path):
     report = generate_into(trained, tmp_path)
     names = {str(p.relative_to(tmp_path)) for p in report.files}
     expected = {"rgb.mp4", "xyz.mp4", "sixd.npz", "cameras.json", "depth.npz", "recovery.png"}
-    expected |= {"novel_view.mp4", "preview.png"} | {f"points/frame_{k:04d}.ply" for k in range(5)}
+    expected |= {"novel_view.mp4", "novel_cameras.json", "preview.png", "scene.rrd"}
+    expected |= {f"points/frame_{k:04d}.ply" for k in range(5)}
     assert names == expected and all((tmp_path / n).stat().st_size > 0 for n in names)
     six = np.load(tmp_path / "sixd.npz")
     assert six["rgb"].dtype == np.uint8 and six["rgb"].shape == (5, 16, 24, 3)  # the tiny preset's area
@@ -280,7 +287,7 @@ def test_memory_modes_give_the_same_video(trained, tmp_path):
         inference = place(load_inference(run), "cpu", mode)
         videos[mode] = generate_6d(
             inference.model, inference.autoencoder, inference.encoders, resize_image(load_image(image)[0], 16, 24),
-            "", num_frames=5, steps=2, offload=mode,
+            "", SamplingConfig(frames=5, steps=2), offload=mode,
         )  # fmt: skip
     for mode in OFFLOAD_MODES[1:]:
         torch.testing.assert_close(videos[mode].xyz, videos["none"].xyz, rtol=1e-5, atol=1e-6)
@@ -409,7 +416,7 @@ def test_each_bad_input_gives_its_one_line_message(trained, tmp_path, case, mess
 
 
 def test_an_image_over_the_pixel_limit_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr("nanofourdnex.generate.MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setattr("nanofourdnex.reading.MAX_IMAGE_PIXELS", 1000)
     path = image_file(tmp_path / "big.png", np.zeros((40, 40, 3), np.uint8))
     with pytest.raises(ValueError, match="at most 1,000 pixels"):
         load_image(path)

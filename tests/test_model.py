@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nanofourdnex.config import load_config
-from nanofourdnex.fusion import fuse, split
-from nanofourdnex.mask import guided_mask
 from nanofourdnex.model import LORA_FILE, build_model, build_transformer, transformer_kwargs
-from nanofourdnex.token_encoding import DomainEmbedding, SharedRoPE
+from nanofourdnex.paper.fusion import fuse, split
+from nanofourdnex.paper.mask import guided_mask
+from nanofourdnex.paper.token_encoding import DomainEmbedding, SharedRoPE
 from tests.strategies import randn
 
 Z = 8  # latent channels of these tests' models

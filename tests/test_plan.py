@@ -18,9 +18,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
 from nanofourdnex.config import load_config
-from nanofourdnex.mask import guided_mask
 from nanofourdnex.model import build_model
-from nanofourdnex.plan import (
+from nanofourdnex.paper.mask import guided_mask
+from nanofourdnex.tools.plan import (
     ATTENTION_BACKWARD,
     BLOCK_ACTIVATIONS,
     CLIP_VIT_H_VISION_PARAMS,

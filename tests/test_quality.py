@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from nanofourdnex.quality import (
+from nanofourdnex.paper.quality import (
     high_confidence_ratio,
     luminance,
     luminance_ok,

@@ -18,17 +18,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from plyfile import PlyData
 
-from nanofourdnex.render import (
-    TRAJECTORIES,
-    load_trajectory_json,
-    novel_trajectory,
-    read_ply,
-    render_video,
-    splat,
-    write_ply,
-    write_point_clouds,
-    write_video,
-)
+from nanofourdnex.outputs import load_trajectory_json, read_ply, write_ply, write_point_clouds, write_video
+from nanofourdnex.render import TRAJECTORIES, novel_trajectory, render_video, splat
 from tests.strategies import seeds
 
 F64 = torch.float64
@@ -600,7 +591,7 @@ def test_recovered_cameras_render_a_synthetic_clip_back_exactly():
     The XYZ maps are float32, as generated ones are stored; the synthetic scene is exact, so there are
     no discretisation holes to allow for (the README reports the holes on generated XYZ).
     """
-    from nanofourdnex.reprojection import recover_cameras
+    from nanofourdnex.paper.reprojection import recover_cameras
     from nanofourdnex.synthetic import make_scene
 
     scene = make_scene(5, num_frames=5, height=48, width=72)

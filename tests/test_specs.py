@@ -19,18 +19,22 @@ SPECS = ROOT / "specs"
 PACKAGE = ROOT / "nanofourdnex"
 INDEX = SPECS / "README.md"
 
-# The modules that implement an equation or a paper section; each must have a spec page.
+PAPER = PACKAGE / "paper"
+# The modules that implement an equation or a paper section: exactly the modules of nanofourdnex/paper/.
 EQUATION_MODULES = (
     "curvature",
     "quality",
+    "flow_matching",
+    "fusion",
     "xyz_init",
     "normalization",
     "mask",
-    "fusion",
     "token_encoding",
-    "flow_matching",
     "reprojection",
+    "reprojection_start",
 )
+# A paper module's docstring ends with this line: its spec page and its tests (with their marker).
+LINK_LINE = re.compile(r"^Spec: (specs/[\w.-]+\.md) · Tests: (tests/test_\w+\.py) \(-m (\w+)\)$")
 
 LINK = re.compile(r"\[([^\]\n]*)\]\(([^)\s]+)\)")  # [text](target)
 BACKTICKED = re.compile(r"`([^`\n]+)`")
@@ -139,25 +143,46 @@ def file_markers(path: Path) -> set[str]:
 
 
 def cited_modules() -> list[str]:
-    """Package modules whose docstring cites an equation ("Eq.")."""
-    return sorted(p.stem for p in PACKAGE.glob("*.py") if "Eq." in docstring(p))
+    """Package modules (sub-packages included) whose docstring cites an equation ("Eq.")."""
+    return sorted(rel(p) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" and "Eq." in docstring(p))
 
 
-# (a) every equation module has a spec page naming it.
+# (a) the paper's modules: exactly EQUATION_MODULES, each linked to its spec page and tests both ways.
+
+
+def test_the_paper_package_holds_exactly_the_equation_modules():
+    found = sorted(p.stem for p in PAPER.glob("*.py") if p.stem != "__init__")
+    assert found == sorted(EQUATION_MODULES), (
+        f"nanofourdnex/paper/ holds {found}, EQUATION_MODULES lists others"
+    )
 
 
 @pytest.mark.parametrize("module", EQUATION_MODULES)
 def test_every_equation_module_is_named_by_a_spec_page(module):
-    path = f"nanofourdnex/{module}.py"
+    path = f"nanofourdnex/paper/{module}.py"
     pages = [rel(p) for p in spec_pages() if path in named_paths(p)]
     assert pages, f"no spec page in specs/ names {path} (an equation module of EQUATION_MODULES)"
 
 
+@pytest.mark.parametrize("module", EQUATION_MODULES)
+def test_every_equation_module_ends_its_docstring_with_its_spec_and_tests(module):
+    path = PAPER / f"{module}.py"
+    last = docstring(path).strip().splitlines()[-1]
+    match = LINK_LINE.match(last)
+    assert match, (
+        f"{rel(path)}: the docstring's last line must be 'Spec: specs/<page>.md · Tests: tests/<file>.py (-m <marker>)', got {last!r}"
+    )
+    page, tests, marker = match.groups()
+    assert (ROOT / page).is_file() and (ROOT / tests).is_file(), f"{rel(path)} names {page} and {tests}"
+    assert rel(path) in named_paths(ROOT / page), f"{rel(path)} cites {page}, which does not name it"
+    assert marker in file_markers(ROOT / tests), f"{rel(path)} cites -m {marker}, which {tests} does not set"
+    assert marker_pages().get(marker) == page, f"pyproject.toml's marker {marker} does not name {page}"
+
+
 @pytest.mark.parametrize("module", cited_modules())
 def test_every_module_citing_an_equation_is_named_by_a_spec_page(module):
-    path = f"nanofourdnex/{module}.py"
-    pages = [rel(p) for p in spec_pages() if path in named_paths(p)]
-    assert pages, f'{path} cites "Eq." in its docstring but no spec page in specs/ names it'
+    pages = [rel(p) for p in spec_pages() if module in named_paths(p)]
+    assert pages, f'{module} cites "Eq." in its docstring but no spec page in specs/ names it'
 
 
 # (b) every path a spec page names exists.

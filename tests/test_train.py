@@ -5,25 +5,18 @@ Spec: specs/training.md
 
 import csv
 import json
+from functools import partial
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from nanofourdnex.cache import LatentCache
+from nanofourdnex.checkpoint import OPTIMIZER_FILE, RANDOM_INIT_FILE, STATE_FILE
 from nanofourdnex.config import load_config
 from nanofourdnex.generate import load_inference
 from nanofourdnex.model import DOMAIN_FILE, LORA_FILE, TRAINED_BASE_FILE, build_model
-from nanofourdnex.train import (
-    OPTIMIZER_FILE,
-    RANDOM_INIT_FILE,
-    STATE_FILE,
-    batch_loss,
-    step_draws,
-    step_generator,
-    train,
-    training_step,
-)
+from nanofourdnex.train import batch_loss, step_draws, step_generator, train, training_step
 
 
 def micro_config(tmp_path, run: str, **train):
@@ -97,7 +90,7 @@ def test_every_random_draw_of_a_step_is_a_function_of_seed_and_step():
 
 
 def test_batch_must_divide_into_micro_batches(tmp_path):
-    with pytest.raises(ValueError, match="multiple of micro_batch_size"):
+    with pytest.raises(ValueError, match="multiple of train.micro_batch_size"):
         train(micro_config(tmp_path, "run", batch_size=3, micro_batch_size=2), progress=False)
 
 
@@ -139,7 +132,7 @@ def test_batch_loss_is_eq5_and_eq6_with_condition_mask_and_embeddings_in_their_p
     batch, stub = random_batch(2, 0), RecordingVelocity()
     noise = torch.randn(2, 12, 2, 4, 12, generator=torch.Generator().manual_seed(1))
     t = torch.tensor([0.25, 0.8])
-    loss = batch_loss(stub, batch, 5, noise, t)
+    loss = batch_loss(stub, batch, noise, t)
     x1 = torch.cat([batch["rgb"], batch["xyz"]], dim=-1)  # RGB | XYZ along the width
     x_t = (1 - t.view(-1, 1, 1, 1, 1)) * noise + t.view(-1, 1, 1, 1, 1) * x1  # Eq. 5, noise at t = 0
     u = 0.5 * x_t + t.view(-1, 1, 1, 1, 1)
@@ -165,7 +158,9 @@ def write_cache(folder, clips: int) -> LatentCache:
 
 def step_gradients(model, data, config) -> tuple[torch.Tensor, list[torch.Tensor]]:
     model.zero_grad(set_to_none=True)
-    loss = training_step(model, data, config, step=3, device=torch.device("cpu"))
+    loss = training_step(
+        partial(batch_loss, model), model.strategy, data, config, step=3, device=torch.device("cpu")
+    )
     return loss, [p.grad.clone() for p in model.trainable_parameters()]
 
 
@@ -179,7 +174,7 @@ def test_the_step_gives_the_global_batch_mean_loss_and_gradient_for_every_micro_
                 parameter.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
     indices, noise, t = step_draws(data, config, 3, "width")
     with torch.no_grad():
-        whole = batch_loss(model, data.batch(indices.tolist()), 5, noise, t)  # one pass over the global batch
+        whole = batch_loss(model, data.batch(indices.tolist()), noise, t)  # one pass over the global batch
     losses, gradients = {}, {}
     for micro in (1, 2, 4):
         config.train.micro_batch_size = micro

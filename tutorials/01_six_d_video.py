@@ -40,10 +40,10 @@ import numpy as np
 from IPython.display import Image, display
 
 from nanofourdnex.data import RawClip, clip_sample, normalize_pointmaps, to_first_camera, unproject
-from nanofourdnex.generate import xyz_colors
+from nanofourdnex.outputs import xyz_colors
+from nanofourdnex.paper.xyz_init import sloped_plane
 from nanofourdnex.synthetic import make_scene
 from nanofourdnex.viz import DEPTH_COLORS, figure
-from nanofourdnex.xyz_init import sloped_plane
 
 QUICK = os.environ.get("NANO4D_TUTORIAL_QUICK") == "1"  # small settings (the test suite sets it)
 OUT = Path(tempfile.mkdtemp(prefix="nano4d_01_"))  # every file this notebook writes goes here

@@ -41,22 +41,24 @@ import torch
 from IPython.display import Image, display
 from torch import nn
 
+from nanofourdnex.autoencoder import build_autoencoder
 from nanofourdnex.config import load_config
 from nanofourdnex.data import RawClip, clip_sample
-from nanofourdnex.flow_matching import (
+from nanofourdnex.outputs import xyz_colors
+from nanofourdnex.paper.flow_matching import (
     euler_step,
     flow_matching_loss,
     interpolate,
+    make_scheduler,
+    sample_flow,
     sample_time,
     sigma_from_time,
     velocity_from_wan,
     velocity_target,
     wan_timestep,
 )
-from nanofourdnex.fusion import fuse, split
-from nanofourdnex.generate import make_scheduler, sample_flow, xyz_colors
+from nanofourdnex.paper.fusion import fuse, split
 from nanofourdnex.synthetic import make_scene
-from nanofourdnex.train import build_autoencoder
 from nanofourdnex.viz import figure
 
 QUICK = os.environ.get("NANO4D_TUTORIAL_QUICK") == "1"  # small settings (the test suite sets it)

@@ -38,11 +38,11 @@ from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from IPython.display import Image, display
 
 from nanofourdnex.data import RawClip, clip_sample
-from nanofourdnex.fusion import STRATEGIES, fuse, interaction_distance, split, token_grid
-from nanofourdnex.generate import xyz_colors
-from nanofourdnex.mask import guided_mask
+from nanofourdnex.outputs import xyz_colors
+from nanofourdnex.paper.fusion import STRATEGIES, fuse, interaction_distance, split, token_grid
+from nanofourdnex.paper.mask import guided_mask
+from nanofourdnex.paper.token_encoding import DomainEmbedding, SharedRoPE
 from nanofourdnex.synthetic import make_scene
-from nanofourdnex.token_encoding import DomainEmbedding, SharedRoPE
 from nanofourdnex.viz import figure
 
 QUICK = os.environ.get("NANO4D_TUTORIAL_QUICK") == "1"  # small settings (the test suite sets it)

@@ -50,7 +50,7 @@ from IPython.display import Image, display
 
 import nanofourdnex
 from nanofourdnex.data import to_first_camera
-from nanofourdnex.reprojection import backproject, recover_cameras
+from nanofourdnex.paper.reprojection import backproject, recover_cameras
 from nanofourdnex.synthetic import make_scene
 from nanofourdnex.viz import DEPTH_COLORS, figure, plot_recovery
 

@@ -29,6 +29,7 @@
 # the notebook trains the full preset, 10-15 minutes on 2 cores.
 
 # %%
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -38,12 +39,13 @@ from IPython.display import Image, display
 
 from nanofourdnex.config import load_config
 from nanofourdnex.data import ClipDataset
-from nanofourdnex.generate import generate_6d, load_inference, run_generation, xyz_colors
-from nanofourdnex.render import novel_trajectory, render_video, write_point_clouds, write_video
-from nanofourdnex.reprojection import recover_cameras
+from nanofourdnex.generate import check_inputs, generate_6d, load_inference, run_generation
+from nanofourdnex.outputs import write_point_clouds, write_video, xyz_colors
+from nanofourdnex.paper.reprojection import recover_cameras
+from nanofourdnex.paper.xyz_init import sloped_plane
+from nanofourdnex.render import novel_trajectory, render_video
 from nanofourdnex.train import train
 from nanofourdnex.viz import figure, plot_recovery
-from nanofourdnex.xyz_init import sloped_plane
 
 QUICK = os.environ.get("NANO4D_TUTORIAL_QUICK") == "1"  # small settings (the test suite sets it)
 OUT = Path(tempfile.mkdtemp(prefix="nano4d_05_"))  # data, run folder and outputs all go here
@@ -100,10 +102,15 @@ show(result.out / "loss.png")
 inference = load_inference(result.out)
 held_out = ClipDataset(config.data.val_root, config.data.num_frames, config.data.height, config.data.width)[0]
 print("caption:", held_out.caption)
+sampling = dataclasses.replace(inference.config.sampling, frames=config.data.num_frames, steps=SAMPLING_STEPS)
 six = generate_6d(
-    inference.model, inference.autoencoder, inference.encoders, held_out.first_frame, held_out.caption,
-    num_frames=config.data.num_frames, steps=SAMPLING_STEPS, seed=42,
-)  # fmt: skip
+    inference.model,
+    inference.autoencoder,
+    inference.encoders,
+    held_out.first_frame,
+    held_out.caption,
+    sampling,
+)
 rgb, xyz = six.rgb.numpy(), six.xyz.numpy()  # (T, H, W, 3) uint8 and float32
 true_rgb = ((held_out.rgb.permute(1, 2, 3, 0) + 1) * 127.5).round().byte().numpy()
 true_xyz = held_out.xyz.permute(1, 2, 3, 0).numpy()
@@ -193,15 +200,17 @@ show(OUT / "novel_view.png")
 # %% [markdown]
 # ## All of it in one call
 #
-# `generate.run_generation` is what `nano4d generate RUN_DIR --image IMAGE` runs: it reads an image file,
+# `nano4d generate IMAGE --checkpoint RUN_DIR` runs two calls: `generate.check_inputs` reads the image file,
 # sizes it by the public release's rule (keep the aspect ratio, at most the training area, both sides
-# multiples of one token: 16 pixels for the Wan VAE, 2 for the tiny preset), and writes every output above
-# into one folder, with a preview figure. Its notes say what it changed about the input (nothing here: the
-# image already has the training size).
+# multiples of one token: 16 pixels for the Wan VAE, 2 for the tiny preset) and checks the output folder
+# before any network is built; `generate.run_generation` then writes every output above into that folder,
+# with a preview figure and a 4D recording (`nano4d view`). The notes say what it changed about the input
+# (nothing here: the image already has the training size).
 
 # %%
 image_path = Path(config.data.val_root) / "clip_00000" / "rgb_0000.png"
-report = run_generation(inference, image_path, OUT / "generated", steps=SAMPLING_STEPS, progress=False)
+inputs = check_inputs(inference.config, image_path, OUT / "generated", sampling=sampling, overwrite=True)
+report = run_generation(inference, inputs, progress=False)
 print("notes:", report.notes)
 print(sorted(str(path.relative_to(report.out)) for path in report.files if path.parent == report.out))
 show(report.out / "preview.png")

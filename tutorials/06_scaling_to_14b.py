@@ -23,7 +23,7 @@
 # > learning rate is set to 1×10⁻⁴ with a cosine learning rate warmup. The training is distributed on 32
 # > NVIDIA A100 GPUs with 5k iterations at a spatial resolution of 480×720 for each modality."
 #
-# This machine cannot run that. It can do the next best thing: count it exactly. `nanofourdnex.plan` builds
+# This machine cannot run that. It can do the next best thing: count it exactly. `nanofourdnex.tools.plan` builds
 # the real network on PyTorch's **meta device** (shapes, no memory), injects the real LoRA with peft, and
 # derives tokens, FLOPs, time and memory per GPU from the config. Then we look at FSDP2, which makes the
 # memory fit, and at the handful of config fields that separate `--tiny` from `--full`.
@@ -39,9 +39,9 @@ from IPython.display import Image, display
 
 from nanofourdnex.config import Config, differing_fields, load_config
 from nanofourdnex.distributed import build_sharded_model, current_world, torchrun_command
-from nanofourdnex.mask import guided_mask
 from nanofourdnex.model import build_model
-from nanofourdnex.plan import GB, dry_run, format_plan, plan
+from nanofourdnex.paper.mask import guided_mask
+from nanofourdnex.tools.plan import GB, dry_run, format_plan, plan
 from nanofourdnex.viz import figure
 
 QUICK = os.environ.get("NANO4D_TUTORIAL_QUICK") == "1"  # small settings (the test suite sets it)
@@ -150,7 +150,8 @@ assert plans[4].memory.total < 40 * GB < plans[1].memory.total < 80 * GB
 dist.init_process_group("gloo", init_method=f"file://{OUT / 'rendezvous'}", rank=0, world_size=1)
 world = current_world()
 latent_channels = 12  # the tiny preset's pixel autoencoder: 4 × 3 × 1²
-sharded = build_sharded_model(tiny, latent_channels, world)
+host = build_model(tiny, latent_channels, seed=tiny.train.seed)  # rank 0's whole model, the source of the shards
+sharded = build_sharded_model(tiny, latent_channels, world, host)
 for name, parameter in list(sharded.model.named_parameters())[:2]:
     shard = tuple(parameter.to_local().shape)
     print(f"{name}: {type(parameter).__name__} {parameter.placements}, local shard {shard}")

@@ -18,8 +18,8 @@
 #
 # 4DNeX-10M is built from monocular videos annotated by reconstruction models (DUSt3R, MonST3R, MegaSaM).
 # Pseudo-annotations are only as good as the clip, so §3 filters in stages before keeping about 110 K
-# dynamic clips. Three of its filters are formulas, and each is one function of `nanofourdnex.quality` or
-# `nanofourdnex.curvature`:
+# dynamic clips. Three of its filters are formulas, and each is one function of `nanofourdnex.paper.quality` or
+# `nanofourdnex.paper.curvature`:
 #
 # 1. **brightness** (§3.1): average luminance $0.299R + 0.587G + 0.114B$, drop extreme illumination;
 # 2. **annotation confidence** (§3.2-3.3): MCV and HCPR of the reconstruction's confidence maps, keep the top
@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 from IPython.display import Image, display
 
-from nanofourdnex.curvature import camera_centers_from_c2w, camera_smoothness, curvature, is_smooth
-from nanofourdnex.quality import (
+from nanofourdnex.paper.curvature import camera_centers_from_c2w, camera_smoothness, curvature, is_smooth
+from nanofourdnex.paper.quality import (
     high_confidence_ratio,
     luminance,
     luminance_ok,

@@ -15,11 +15,22 @@ predicts v_σ = noise − data. The two are the same path with
 so a pretrained Wan network's output is turned into the paper's u by a sign flip, and
 the loss is unchanged: ‖u − (x1 − x0)‖² = ‖v_σ − (x0 − x1)‖². One Euler step in paper
 time, x ← x + (t' − t)·u, equals the scheduler's step x ← x + (σ' − σ)·v_σ (tested).
+
+The sampler lives here too: `sample_flow` integrates dx/dt = u from noise (t = 0) to data (t = 1)
+with diffusers' flow-matching schedulers as Wan ships them (`make_scheduler`: UniPC or Euler with a
+shifted σ grid). `wan_timestep` and `time_from_wan_timestep` are the only conversions between paper
+time and Wan's timestep in the project.
+
+Spec: specs/eq05_flow_matching.md · Tests: tests/test_eq05_flow_matching.py (-m eq05)
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+from tqdm import tqdm
 
 NUM_TRAIN_TIMESTEPS = 1000  # Wan's timestep scale: timestep = 1000·σ
 
@@ -72,6 +83,11 @@ def wan_timestep(t: torch.Tensor | float) -> torch.Tensor:
     return NUM_TRAIN_TIMESTEPS * sigma_from_time(t)
 
 
+def time_from_wan_timestep(timestep: torch.Tensor) -> torch.Tensor:
+    """Paper time t of a Wan / diffusers timestep 1000·σ: t = 1 − timestep/1000 (inverse of `wan_timestep`)."""
+    return 1 - timestep.float() / NUM_TRAIN_TIMESTEPS
+
+
 def velocity_from_wan(v_sigma: torch.Tensor) -> torch.Tensor:
     """Paper velocity u = −v_σ from a Wan network's output v_σ = noise − data."""
     return -v_sigma
@@ -80,3 +96,42 @@ def velocity_from_wan(v_sigma: torch.Tensor) -> torch.Tensor:
 def euler_step(x: torch.Tensor, u: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
     """One explicit Euler step of dx/dt = u in paper time: x + (t_next − t)·u."""
     return x + (t_next - t) * u
+
+
+SCHEDULERS = ("unipc", "euler")
+
+
+def make_scheduler(kind: str = "unipc", shift: float = 3.0):
+    """diffusers' flow-matching schedulers as Wan ships them (UniPC, flow prediction, shifted sigmas)."""
+    if kind == "unipc":
+        return UniPCMultistepScheduler(
+            prediction_type="flow_prediction",
+            use_flow_sigmas=True,
+            num_train_timesteps=NUM_TRAIN_TIMESTEPS,
+            flow_shift=shift,
+        )
+    if kind == "euler":
+        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=NUM_TRAIN_TIMESTEPS, shift=shift)
+    raise ValueError(f"unknown scheduler {kind!r}; expected one of {SCHEDULERS}")
+
+
+def sample_flow(
+    velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    noise: torch.Tensor,
+    scheduler,
+    steps: int,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Integrate dx/dt = u(x, t) from x(0) = noise to t = 1 with a diffusers scheduler.
+
+    `velocity(x, t)` is in paper time; the scheduler gets v_σ = −u at its own timestep 1000·σ.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    scheduler.set_timesteps(steps, device=noise.device)
+    x = noise
+    for timestep in tqdm(scheduler.timesteps, desc="sampling", disable=not progress):
+        t = time_from_wan_timestep(timestep)
+        u = velocity(x, t.expand(x.shape[0]))
+        x = scheduler.step(-u, timestep, x, return_dict=False)[0]  # the scheduler integrates v_σ = −u
+    return x

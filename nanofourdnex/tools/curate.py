@@ -52,14 +52,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
-from .config import Thresholds
-from .curvature import camera_centers_from_c2w, camera_smoothness
-from .data import ClipError, read_clip
-from .quality import high_confidence_ratio, luminance_ok, mean_confidence, mean_luminance, top_fraction
-from .viz import figure
+from ..config import Thresholds
+from ..data import ClipError, read_clip
+from ..paper.curvature import camera_centers_from_c2w, camera_smoothness, smoothness_checks
+from ..paper.quality import (
+    high_confidence_ratio,
+    luminance_ok,
+    mean_confidence,
+    mean_luminance,
+    top_fraction,
+)
+from ..viz import Histogram, plot_filter_histograms
 
 FIGURE_NAME = "curation.png"  # written beside the manifest
 ALIGNMENT_FILE = "alignment_loss.txt"
@@ -210,7 +215,9 @@ def decide(records: list[ClipRecord], thresholds: Thresholds) -> Curation:
         if record.error is not None:
             record.reasons.append("unreadable")
 
-    # Eq. 1 on c_t / s: one call per frame count (N, T, 3) → (N,).
+    t = thresholds
+    # Eq. 1 on c_t / s: one call per frame count (N, T, 3) → (N,), then §3.3's criteria per clip.
+    smooth: dict[str, dict[str, bool]] = {}
     by_length: dict[int, list[ClipRecord]] = {}
     for record in readable:
         if record.frames >= MIN_FRAMES:
@@ -220,29 +227,25 @@ def decide(records: list[ClipRecord], thresholds: Thresholds) -> Curation:
             np.array([r.camera_centers for r in group]) / np.array([r.scale for r in group])[:, None, None]
         )
         smoothness = camera_smoothness(centers)
+        checks = smoothness_checks(smoothness, t.max_speed, t.max_acceleration, t.max_curvature)
         for k, record in enumerate(group):
             record.mean_speed = float(smoothness.mean_speed[k])
             record.mean_acceleration = float(smoothness.mean_acceleration[k])
             record.mean_curvature = float(smoothness.mean_curvature[k])
+            smooth[record.clip] = {name: bool(passed[k]) for name, passed in checks.items()}
 
-    t = thresholds
     for record in readable:
         if not luminance_ok(record.luminance, t.min_luminance, t.max_luminance):  # §3.1
             record.reasons.append("dark" if record.luminance < t.min_luminance else "bright")
         if record.alignment_loss is not None and record.alignment_loss > t.max_alignment_loss:  # §3.3, first
             record.reasons.append("high_alignment_loss")
-        if record.frames < MIN_FRAMES:  # §3.3, second: Eq. 1
+        if record.frames < MIN_FRAMES:  # §3.3, second: Eq. 1 needs three frames
             record.reasons.append("too_few_frames")
-            continue
-        for reason, value, limit in (
-            ("high_speed", record.mean_speed, t.max_speed),
-            ("high_acceleration", record.mean_acceleration, t.max_acceleration),
-            ("high_curvature", record.mean_curvature, t.max_curvature),
-        ):
-            if value > limit:  # is_smooth's inclusive rule, one reason per criterion
-                record.reasons.append(reason)
+        else:  # `is_smooth`'s criteria, one reason each
+            record.reasons += [f"high_{name}" for name, passed in smooth[record.clip].items() if not passed]
 
-    # §3.2 / §3.3, third: top r % by MCV and by HCPR among the survivors with confidence maps.
+    # §3.2 / §3.3, third: top r % by MCV and by HCPR among the survivors with confidence maps (the clips
+    # `select_by_confidence` ranks; each metric's half of it gives that metric's reason).
     ranked = [r for r in readable if not r.reasons and r.mcv is not None]
     cutoffs: dict[str, float | None] = {"mcv": None, "hcpr": None}
     for metric in cutoffs:
@@ -251,8 +254,8 @@ def decide(records: list[ClipRecord], thresholds: Thresholds) -> Curation:
         scores = np.array([getattr(r, metric) for r in ranked])
         top = top_fraction(scores, t.top_r)
         cutoffs[metric] = float(scores[top].min())
-        for record, kept in zip(ranked, top, strict=True):
-            if not kept:
+        for record, in_top in zip(ranked, top, strict=True):
+            if not in_top:
                 record.reasons.append(f"low_{metric}")
     for record in records:
         record.kept = not record.reasons
@@ -368,13 +371,7 @@ def summary_table(curation: Curation, thresholds: Thresholds) -> str:
 
 
 def plot_curation(curation: Curation, thresholds: Thresholds, path: Path) -> Path:
-    """Histograms of every metric (kept and rejected clips stacked) with the threshold lines; outcomes per reason.
-
-    Speed, acceleration and curvature spread over decades and are drawn on a log axis of four
-    decades below the largest value; smaller values (a standing or uniformly moving camera) fall
-    into the first bin.
-    """
-    path = Path(path)
+    """Histograms of every metric (kept and rejected clips) with the threshold lines; outcomes per reason."""
     t = thresholds
     panels = (
         ("luminance", "mean luminance Ȳ (§3.1)", (t.min_luminance, t.max_luminance), False),
@@ -385,46 +382,15 @@ def plot_curation(curation: Curation, thresholds: Thresholds, path: Path) -> Pat
         ("mcv", f"MCV (top {t.top_r:g} % kept)", (curation.mcv_cutoff,), False),
         ("hcpr", f"HCPR, C > τ = {t.tau:g} (top {t.top_r:g} %)", (curation.hcpr_cutoff,), False),
     )
-    with figure(path, (11, 4.8)) as fig:
-        axes = fig.subplots(2, 4).ravel()
-        for ax, (name, label, lines, logarithmic) in zip(axes, panels, strict=False):
-            measured = [r for r in curation.records if getattr(r, name) is not None]
-            ax.set(xlabel=label, ylabel="clips")
-            if not measured:
-                ax.text(0.5, 0.5, "no clip provides it", ha="center", va="center", transform=ax.transAxes)
-                continue
-            values = np.array([getattr(r, name) for r in measured], dtype=np.float64)
-            bins: int | np.ndarray = 30
-            if logarithmic and values.max() > 0:
-                floor = max(values[values > 0].min(), values.max() * 1e-4)
-                values = np.maximum(values, floor)
-                bins = np.geomspace(floor, values.max(), 30) if values.max() > floor else 30
-                ax.set_xscale("log")
-            kept = np.array([r.kept for r in measured])
-            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.hist(
-                [values[kept], values[~kept]],
-                bins=bins,
-                stacked=True,
-                color=["tab:green", "0.6"],
-                label=["kept", "rejected"],
-            )
-            for line in lines:
-                if line is not None and math.isfinite(line):
-                    ax.axvline(line, color="tab:red", linestyle="--", linewidth=1)
-        axes[0].legend(frameon=False)
-        counts = Counter(reason for r in curation.records for reason in r.reasons)
-        outcomes = {"kept": sum(r.kept for r in curation.records)} | {
-            r: counts[r] for r in REASONS if counts[r]
-        }
-        ax = axes[-1]
-        ax.barh(
-            list(outcomes)[::-1],
-            list(outcomes.values())[::-1],
-            color=["0.6"] * (len(outcomes) - 1) + ["tab:green"],
-        )
-        ax.set(xlabel="clips (one per failed filter)", title=f"{len(curation.records)} clips")
-    return path
+    histograms = []
+    for name, label, lines, logarithmic in panels:
+        measured = [r for r in curation.records if getattr(r, name) is not None]
+        values = np.array([getattr(r, name) for r in measured], dtype=np.float64)
+        kept = np.array([r.kept for r in measured], dtype=bool)
+        histograms.append(Histogram(label, values, kept, lines, logarithmic))
+    counts = Counter(reason for r in curation.records for reason in r.reasons)
+    outcomes = {"kept": sum(r.kept for r in curation.records)} | {r: counts[r] for r in REASONS if counts[r]}
+    return plot_filter_histograms(histograms, outcomes, len(curation.records), path)
 
 
 def _rule(reason: str, t: Thresholds) -> str:

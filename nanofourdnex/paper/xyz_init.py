@@ -9,6 +9,8 @@ on z: the formula's z grows towards the bottom row. The official code (`generate
 in core/finetune/models/wan_i2v/sft_trainer.py, then ×2 − 1) follows the sentence: z = +1 on the
 top row, −1 on the bottom one. Its released weights were trained on that plane, so this project
 follows the code: x spans [−1, 1] left to right, y spans [−1, 1] top to bottom, z = −y.
+
+Spec: specs/eq07_xyz_init.md · Tests: tests/test_eq07_xyz_init.py (-m eq07)
 """
 
 from __future__ import annotations

@@ -82,7 +82,6 @@ Inference memory (bf16 weights, batch 1, cond and uncond passes run one after th
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -90,12 +89,12 @@ import torch
 from diffusers import WanTransformer3DModel
 from peft import inject_adapter_in_model
 
-from .autoencoder import TEMPORAL
-from .config import Config
-from .fusion import fuse, token_grid
-from .mask import guided_mask
-from .model import FFN_TARGETS, MASK_CHANNELS, build_model, peft_config, trains_in_full, transformer_kwargs
-from .token_encoding import DomainEmbedding
+from ..autoencoder import TEMPORAL
+from ..config import Config
+from ..model import FFN_TARGETS, MASK_CHANNELS, build_model, peft_config, trains_in_full, transformer_kwargs
+from ..paper.fusion import IN_SEQUENCE, fuse, token_grid
+from ..paper.mask import guided_mask
+from ..paper.token_encoding import DomainEmbedding
 
 GB = 1e9
 BF16 = 2  # bytes per frozen weight and per activation element
@@ -127,8 +126,6 @@ INFERENCE_FFN_ROWS = 3  # d-wide bf16 rows live beside the 2 F-wide FFN rows
 ATTENTION_BACKWARD = 2.5
 LORA_SEQUENCE_BACKWARD = 2.0
 LORA_CONTEXT_BACKWARD = 1.5
-
-SEQUENCES = {"width": 1, "height": 1, "frame": 1, "batch": 2}  # sequences per sample
 
 
 @dataclass(frozen=True)
@@ -316,9 +313,9 @@ def uses_wan_encoders(config: Config) -> bool:
 def count_tokens(config: Config) -> TokenCount:
     """Latent, fused and token shapes of one training sample (see the module docstring)."""
     data, strategy = config.data, config.model.fusion
-    if strategy not in SEQUENCES:
+    if strategy not in (*IN_SEQUENCE, "batch"):
         raise ValueError(
-            f"model.fusion must be one of {tuple(SEQUENCES)} (the fusions model.py builds), got {strategy!r}"
+            f"model.fusion must be one of {(*IN_SEQUENCE, 'batch')} to be planned, got {strategy!r}"
         )
     if data.num_frames < 1 or (data.num_frames - 1) % TEMPORAL:
         raise ValueError(f"data.num_frames must be 4k + 1, got {data.num_frames}")
@@ -329,7 +326,7 @@ def count_tokens(config: Config) -> TokenCount:
     grid = token_grid(latent, tuple(config.model.patch_size))
     one = torch.empty((1, *latent), device="meta")
     fused = tuple(fuse(one, one, strategy).shape)
-    sequences = SEQUENCES[strategy]
+    sequences = 2 if strategy == "batch" else 1  # batch fusion: RGB and XYZ are two sequences
     length = math.prod(grid) * (2 if sequences == 1 else 1)
     if uses_wan_encoders(config):
         image = CLIP_VIT_H_TOKENS
@@ -344,9 +341,7 @@ def count_parameters(config: Config) -> ParameterCount:
     z, _ = latent_size(config)
     with torch.device("meta"):
         transformer = WanTransformer3DModel(**transformer_kwargs(config.model, z))
-        domain = DomainEmbedding(
-            transformer.config.num_attention_heads * transformer.config.attention_head_dim
-        )
+        domain = DomainEmbedding(config.model.dim)
     base = sum(p.numel() for p in transformer.parameters())
     block = sum(p.numel() for p in transformer.blocks[0].parameters())
     inject_adapter_in_model(peft_config(config.lora), transformer, low_cpu_mem_usage=True)
@@ -376,7 +371,7 @@ class BlockLinear:
 def block_linears(config: Config, tokens: TokenCount) -> list[BlockLinear]:
     """Every linear of one block, with the number of tokens it sees per sequence."""
     model = config.model
-    d, ffn, a = model.num_attention_heads * model.attention_head_dim, model.ffn_dim, model.added_kv_proj_dim
+    d, ffn, a = model.dim, model.ffn_dim, model.added_kv_proj_dim
     L, C, I = tokens.length, tokens.text, tokens.image  # noqa: E741
     return [
         *[BlockLinear(f"attn1.{n}", d, d, L, "sequence") for n in ("to_q", "to_k", "to_v", "to_out.0")],
@@ -400,7 +395,7 @@ def adapted(name: str, config: Config) -> bool:
 def count_flops(config: Config, tokens: TokenCount) -> Flops:
     """Forward FLOPs of one sequence by kind (formulas in the module docstring)."""
     model, r = config.model, config.lora.rank
-    d, N = model.num_attention_heads * model.attention_head_dim, model.num_layers
+    d, N = model.dim, model.num_layers
     L, C, I = tokens.length, tokens.text, tokens.image  # noqa: E741
     sums = {"sequence": 0.0, "context": 0.0, "lora sequence": 0.0, "lora context": 0.0}
     for linear in block_linears(config, tokens):
@@ -434,7 +429,7 @@ def block_activation_bytes(config: Config, tokens: TokenCount) -> float:
     """A_block = 2·L·(c·d + k·F) bytes: what autograd saves in one block for one sequence."""
     model = config.model
     c, k = BLOCK_ACTIVATIONS[config.lora.ffn]
-    d = model.num_attention_heads * model.attention_head_dim
+    d = model.dim
     return BF16 * tokens.length * (c * d + k * model.ffn_dim)
 
 
@@ -448,7 +443,7 @@ def training_memory(
 ) -> TrainingMemory:
     """Bytes per GPU under FSDP full sharding over `gpus` (see the module docstring)."""
     model = config.model
-    d = model.num_attention_heads * model.attention_head_dim
+    d = model.dim
     stream = BF16 * tokens.length * d  # a: one bf16 copy of the residual stream
     block = block_activation_bytes(config, tokens)
     saved = model.num_layers * stream + block if checkpointing else model.num_layers * block
@@ -471,11 +466,9 @@ def encoder_parameters(config: Config) -> dict[str, int]:
             "image encoder": CLIP_VIT_H_VISION_PARAMS,
             "vae": vae,
         }
-    from .conditioning import build_encoders  # imports transformers (seconds): only tiny encoders need it
+    from ..conditioning import build_encoders  # imports transformers (seconds): only tiny encoders need it
 
-    tiny = dataclasses.replace(config, model=dataclasses.replace(config.model, model_dir=""))
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # build_encoders seeds the global RNG
-        encoders = build_encoders(tiny)
+    encoders = build_encoders(config, meta=True)
     return {
         "text encoder": sum(p.numel() for p in encoders.text_encoder.parameters()),
         "image encoder": sum(p.numel() for p in encoders.image_encoder.parameters()),
@@ -486,7 +479,7 @@ def encoder_parameters(config: Config) -> dict[str, int]:
 def inference_memory(config: Config, parameters: ParameterCount, tokens: TokenCount) -> InferenceMemory:
     """GPU bytes for generation per offload mode (bf16 weights; formulas in the module docstring)."""
     model = config.model
-    d = model.num_attention_heads * model.attention_head_dim
+    d = model.dim
     rows = max(INFERENCE_ATTENTION_ROWS * d, INFERENCE_FFN_ROWS * d + 2 * model.ffn_dim)
     working = BF16 * tokens.sequences * tokens.length * rows
     encoders = encoder_parameters(config)
@@ -637,17 +630,15 @@ class DryRun:
 def dry_run(config: Config) -> DryRun:
     """One forward and backward of the configured FourDNeX at full size on the meta device (shapes only).
 
-    Built with `model.build_model` under `torch.device("meta")` (pretrained weights are not
-    loaded: model_dir is ignored). The shared-RoPE tables are computed on the CPU and moved to
+    Built by `model.build_model(..., meta=True)` (pretrained weights are not loaded: model_dir is
+    ignored). The shared-RoPE tables are computed on the CPU and moved to
     meta, the frozen weights cast to bf16, the trainable ones kept in fp32, as the plan assumes.
     Inputs: x_t and the condition like the fused latent, the guided mask (Eq. 10), 512 text and
     I image tokens, one t per sequence.
     """
     tokens = count_tokens(config)
     z = tokens.latent[0]
-    shapes_only = dataclasses.replace(config, model=dataclasses.replace(config.model, model_dir=""))
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # build_model seeds the global RNG
-        model = build_model(shapes_only, z)
+    model = build_model(config, z, meta=True)
     model.to("meta")
     for parameter in model.parameters():
         parameter.data = parameter.data.to(torch.float32 if parameter.requires_grad else torch.bfloat16)

@@ -29,6 +29,8 @@ Conventions:
   for trajectories on a common scale.
 * Eq. 1 is not the geometric curvature: for uniform steps along a circle of radius ρ it equals
   1/(2ρ) (ε → 0), and it is non-zero on a straight line whose speed changes.
+
+Spec: specs/eq01_camera_smoothness.md · Tests: tests/test_eq01_curvature.py (-m eq01)
 """
 
 from __future__ import annotations
@@ -66,27 +68,31 @@ def camera_smoothness(centers: Array, eps: float = 1e-8) -> CameraSmoothness:
     return CameraSmoothness(*means)
 
 
+def smoothness_checks(
+    smoothness: CameraSmoothness, max_speed: float, max_acceleration: float, max_curvature: float
+) -> dict[str, bool | np.ndarray | torch.Tensor]:
+    """§3.3's three criteria, each "mean at most its threshold" (inclusive): speed, acceleration, curvature.
+
+    A threshold of ∞ switches that criterion off. Values are bools for one clip, boolean arrays (...)
+    for a batch.
+    """
+    thresholds = {"speed": max_speed, "acceleration": max_acceleration, "curvature": max_curvature}
+    for name, value in thresholds.items():
+        if not value >= 0:  # also catches NaN
+            raise ValueError(f"max_{name} must be a non-negative number (or inf), got {value}")
+    return {
+        "speed": smoothness.mean_speed <= max_speed,
+        "acceleration": smoothness.mean_acceleration <= max_acceleration,
+        "curvature": smoothness.mean_curvature <= max_curvature,
+    }
+
+
 def is_smooth(
     smoothness: CameraSmoothness, max_speed: float, max_acceleration: float, max_curvature: float
 ) -> bool | np.ndarray | torch.Tensor:
-    """§3.3's keep rule: mean speed, acceleration and curvature each at most its threshold (inclusive).
-
-    A threshold of ∞ switches that criterion off. Returns a bool for one clip, a boolean array (...)
-    for a batch.
-    """
-    thresholds = {
-        "max_speed": max_speed,
-        "max_acceleration": max_acceleration,
-        "max_curvature": max_curvature,
-    }
-    for name, value in thresholds.items():
-        if not value >= 0:  # also catches NaN
-            raise ValueError(f"{name} must be a non-negative number (or inf), got {value}")
-    return (
-        (smoothness.mean_speed <= max_speed)
-        & (smoothness.mean_acceleration <= max_acceleration)
-        & (smoothness.mean_curvature <= max_curvature)
-    )
+    """§3.3's keep rule: "Clips with low average velocity, acceleration, and curvature are retained"."""
+    checks = smoothness_checks(smoothness, max_speed, max_acceleration, max_curvature)
+    return checks["speed"] & checks["acceleration"] & checks["curvature"]
 
 
 def camera_centers_from_c2w(c2w: Array) -> Array:

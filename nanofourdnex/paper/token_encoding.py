@@ -18,6 +18,8 @@ zero-initialised so that a freshly adapted model starts as the pretrained one. I
 attached to the transformer with a forward hook on `patch_embedding`, adding e_RGB to the
 RGB half and e_XYZ to the XYZ half of the patch-embedded latent (B, D, f, h, w) right after
 patch embedding, as in the public release. The hook leaves every pretrained key unchanged.
+
+Spec: specs/eq11_token_encoding.md · Tests: tests/test_eq11_token_encoding.py (-m eq11)
 """
 
 from __future__ import annotations
@@ -26,10 +28,7 @@ import torch
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 from torch import nn
 
-# Which axis of (B, C, F, H, W) holds the two modality halves, per in-sequence strategy.
-SEQUENCE_AXIS = {"frame": 2, "height": 3, "width": 4}
-# Axis of the token grid (f, h, w) inside the RoPE table for the same strategies.
-_GRID_AXIS = {"frame": 0, "height": 1, "width": 2}
+from .fusion import AXIS, IN_SEQUENCE
 
 
 class SharedRoPE(WanRotaryPosEmbed):
@@ -44,10 +43,8 @@ class SharedRoPE(WanRotaryPosEmbed):
         strategy: str = "width",
     ):
         super().__init__(attention_head_dim, patch_size, max_seq_len, theta)
-        if strategy not in SEQUENCE_AXIS:
-            raise ValueError(
-                f"shared RoPE needs an in-sequence fusion {tuple(SEQUENCE_AXIS)}, got {strategy!r}"
-            )
+        if strategy not in IN_SEQUENCE:
+            raise ValueError(f"shared RoPE needs an in-sequence fusion {IN_SEQUENCE}, got {strategy!r}")
         self.strategy = strategy
 
     @classmethod
@@ -60,7 +57,7 @@ class SharedRoPE(WanRotaryPosEmbed):
             return cls(rope.attention_head_dim, rope.patch_size, rope.max_seq_len, strategy=strategy)
 
     def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        axis = SEQUENCE_AXIS[self.strategy]
+        axis = AXIS[self.strategy]  # of the fused latent (B, C, F, H, W)
         size = hidden_states.shape[axis]
         if size % 2:
             raise ValueError(f"fused latent has odd size {size} along the {self.strategy} axis")
@@ -71,7 +68,7 @@ class SharedRoPE(WanRotaryPosEmbed):
             )
         grid = tuple(n // p for n, p in zip(panel.shape[2:], self.patch_size, strict=True))  # (f, h, w)
         cos, sin = super().forward(panel)  # (1, f·h·w, 1, D): stock positions of the panel
-        grid_axis = _GRID_AXIS[self.strategy]
+        grid_axis = axis - 2  # the same axis of the token grid (f, h, w)
 
         def repeat_halves(table: torch.Tensor) -> torch.Tensor:
             table = table.reshape(*grid, -1)  # (f, h, w, D)
@@ -86,14 +83,14 @@ class DomainEmbedding(nn.Module):
 
     def __init__(self, dim: int, strategy: str = "width"):
         super().__init__()
-        if strategy not in (*SEQUENCE_AXIS, "batch"):
+        if strategy not in (*IN_SEQUENCE, "batch"):
             raise ValueError(f"domain embeddings need frame/height/width/batch fusion, got {strategy!r}")
         self.strategy = strategy
         self.weight = nn.Parameter(torch.zeros(2, dim))  # rows: e_RGB, e_XYZ
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """patches (B, D, f, h, w) → the same with e_RGB / e_XYZ added to the two halves."""
-        axis = 0 if self.strategy == "batch" else SEQUENCE_AXIS[self.strategy]
+        axis = AXIS[self.strategy]  # of the patch-embedded latent (B, D, f, h, w)
         rgb, xyz = patches.chunk(2, dim=axis)
         e_rgb, e_xyz = (e.to(patches.dtype).view(1, -1, 1, 1, 1) for e in self.weight)
         return torch.cat([rgb + e_rgb, xyz + e_xyz], dim=axis)

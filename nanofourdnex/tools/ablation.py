@@ -37,6 +37,7 @@ are shared. Samples are drawn without guidance (the runs train without prompt dr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import multiprocessing
@@ -49,21 +50,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
-from .cache import LatentCache
-from .conditioning import build_encoders
-from .config import Config, load_config
-from .flow_matching import flow_matching_loss, interpolate
-from .fusion import fuse, split
+from .. import viz
+from ..autoencoder import build_autoencoder
+from ..cache import LatentCache, prepare_cache
+from ..conditioning import build_encoders
+from ..config import Config, load_config
+from ..paper.flow_matching import flow_matching_loss, interpolate, make_scheduler, sample_flow
+from ..paper.fusion import fuse, split
+from ..paper.reprojection import CameraRecovery, recover_cameras, rotation_angle
+from ..synthetic import ensure_synthetic_data
+from ..train import make_optimizer, training_step, validation_loss
 from .fusion_variants import VARIANTS, FusionVariant, build_variant, variant_interaction_distance
-from .generate import make_scheduler, sample_flow
-from .reprojection import CameraRecovery, recover_cameras, rotation_angle
-from .train import build_autoencoder, ensure_synthetic_data, prepare_cache, step_draws
 
 PAPER_LATENT = (16, 13, 60, 90)  # 49 frames of 480×720 through the Wan VAE
-VAL_SEED, SAMPLE_SEED = 10_000, 1_000_000  # noise generators: validation clip i, sample i of a seed
+SAMPLE_SEED = 1_000_000  # noise generator of sample i of a seed
 METRICS = ("val_loss", "point_error", "alignment", "rotation_error", "focal_error")
 LABELS = {
     "val_loss": "val loss ↓",
@@ -139,13 +141,14 @@ def condition_halves(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torc
 
 
 def variant_loss(
-    variant: FusionVariant,
-    batch: dict[str, torch.Tensor],
-    noise_rgb: torch.Tensor,
-    noise_xyz: torch.Tensor,
-    t: torch.Tensor,
+    variant: FusionVariant, batch: dict[str, torch.Tensor], noise: torch.Tensor, t: torch.Tensor
 ) -> torch.Tensor:
-    """Eq. 5-6 on both modalities: the mean over every RGB and XYZ latent element (the fused loss)."""
+    """Eq. 5-6 on both modalities for noise x0 fused channel-wise: the mean over every RGB and XYZ element.
+
+    The `train.Loss` interface, so the ablation trains and validates with `train.training_step` and
+    `train.validation_loss`; every variant draws its noise in the channel layout, hence the same numbers.
+    """
+    noise_rgb, noise_xyz = split(noise, "channel")
     x_rgb, x_xyz = interpolate(noise_rgb, batch["rgb"], t), interpolate(noise_xyz, batch["xyz"], t)
     u_rgb, u_xyz = variant(x_rgb, x_xyz, t, *condition_halves(batch), batch["text"], batch["image"])
     rgb_loss = flow_matching_loss(u_rgb, noise_rgb, batch["rgb"])
@@ -155,25 +158,23 @@ def variant_loss(
 def train_variant(
     variant: FusionVariant, data: LatentCache, config: Config, progress: bool = False, desc: str = "train"
 ) -> list[float]:
-    """AdamW + cosine warm-up as `train.train`, on step_draws(seed, step); returns each step's seconds."""
-    train = config.train
+    """`train.train`'s optimiser and step on step_draws(seed, step); returns each step's seconds."""
     parameters = variant.trainable_parameters()
-    optimizer = torch.optim.AdamW(parameters, lr=train.lr, betas=train.betas, weight_decay=train.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, train.warmup_steps, train.steps)
+    optimizer, scheduler = make_optimizer(parameters, config.train)
+    loss = functools.partial(variant_loss, variant)
     seconds = []
     variant.train()
-    for step in tqdm(range(1, train.steps + 1), desc=desc, disable=not progress, leave=False):
+    for step in tqdm(range(1, config.train.steps + 1), desc=desc, disable=not progress, leave=False):
         clock = time.perf_counter()
-        indices, noise, t = step_draws(data, config, step, "channel")  # the same draws for every variant
-        noise_rgb, noise_xyz = split(noise, "channel")
-        loss = variant_loss(variant, data.batch(indices.tolist()), noise_rgb, noise_xyz, t)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, train.grad_clip)
+        value = training_step(
+            loss, "channel", data, config, step, torch.device("cpu")
+        )  # the same draws for all
+        torch.nn.utils.clip_grad_norm_(parameters, config.train.grad_clip)
         optimizer.step()
         scheduler.step()
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"{variant.name}: loss became {loss.item()} at step {step}")
+        if not math.isfinite(value.item()):
+            raise FloatingPointError(f"{variant.name}: loss became {value.item()} at step {step}")
         seconds.append(time.perf_counter() - clock)
     variant.eval()
     return seconds
@@ -188,17 +189,11 @@ def clip_noise(data: LatentCache, indices: list[int], seed: int) -> tuple[torch.
     return split(noise, "channel")
 
 
-@torch.no_grad()
 def variant_validation_loss(variant: FusionVariant, data: LatentCache, config: Config) -> float:
-    """Mean Eq. 6 over the held-out clips × the fixed t grid, fixed noise per clip (as `train.validation_loss`)."""
-    indices = list(range(len(data)))
-    batch = data.batch(indices)
-    noise_rgb, noise_xyz = clip_noise(data, indices, VAL_SEED)
-    losses = [
-        variant_loss(variant, batch, noise_rgb, noise_xyz, torch.full((len(indices),), t)).item()
-        for t in config.train.val_times
-    ]
-    return float(np.mean(losses))
+    """`train.validation_loss` of the variant: Eq. 6 over the held-out clips × the fixed t grid."""
+    return validation_loss(
+        functools.partial(variant_loss, variant), "channel", data, config, torch.device("cpu")
+    )
 
 
 @torch.no_grad()
@@ -586,40 +581,11 @@ def write_report(result: AblationResult, out: Path) -> tuple[Path, Path]:
 
 def plot_ablation(result: AblationResult, path: Path) -> Path:
     """Bars (mean ± std over seeds) per metric, then a Fig. 10-style grid: RGB and XYZ frames per strategy."""
-    from .viz import figure
-
     summary = summarize(result)
-    names = result.strategies
-    rows = ["ground truth", *(n for n in names if n in result.samples)]
-    frames = len(result.samples["ground truth"][0])
-    shown = sorted({0, frames // 2, frames - 1})
-    colors = ["tab:red" if n == "width" else "0.55" for n in names]
-    with figure(path, (11, 2.6 + 0.75 * len(rows))) as fig:
-        outer = fig.add_gridspec(2, 1, height_ratios=[2.4, 0.75 * len(rows)])
-        bars = outer[0].subgridspec(1, len(METRICS))
-        for column, key in enumerate(METRICS):
-            ax = fig.add_subplot(bars[0, column])
-            means = [summary[n][key][0] for n in names]
-            stds = [summary[n][key][1] for n in names]
-            ax.bar(range(len(names)), means, yerr=stds, color=colors, capsize=2)
-            if key == "alignment":
-                ax.axhline(spread(result.reference_alignment)[0], color="k", linestyle="--", linewidth=0.8)
-            ax.set_xticks(range(len(names)), names, rotation=90, fontsize=6)
-            ax.set_title(LABELS[key])
-        grid = outer[1].subgridspec(len(rows), 2 * len(shown))
-        for r, name in enumerate(rows):
-            rgb, xyz = result.samples[name]
-            images = [rgb[k] for k in shown] + [np.clip((xyz[k] + 1) / 2, 0, 1) for k in shown]
-            for c, image in enumerate(images):
-                ax = fig.add_subplot(grid[r, c])
-                ax.imshow(np.clip(image, 0, 1), interpolation="nearest")
-                ax.set(xticks=[], yticks=[])
-                ax.grid(False)
-                if r == 0:
-                    ax.set_title(
-                        f"{'RGB' if c < len(shown) else 'XYZ'} frame {shown[c % len(shown)]}", fontsize=7
-                    )
-                if c == 0:
-                    label = name if name == "ground truth" else f"({VARIANTS[name][0]}) {name}"
-                    ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
-    return path
+    samples = {
+        (name if name == "ground truth" else f"({VARIANTS[name][0]}) {name}"): result.samples[name]
+        for name in ["ground truth", *(n for n in result.strategies if n in result.samples)]
+    }
+    references = {"alignment": spread(result.reference_alignment)[0]}
+    ordered = {name: summary[name] for name in result.strategies}
+    return viz.plot_ablation(ordered, {k: LABELS[k] for k in METRICS}, references, "width", samples, path)

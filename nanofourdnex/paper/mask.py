@@ -16,6 +16,8 @@ frame of its own) and the T + 3 frames are viewed as 4 channels per latent frame
 `pack_temporal` does exactly that. For a fused layout each modality's mask is packed on
 its own and then fused with the same `fusion.fuse` as the latents, so mask and latents
 always line up (for frame-wise fusion the XYZ half starts a new latent frame).
+
+Spec: specs/eq10_guided_mask.md · Tests: tests/test_eq10_mask.py (-m eq10)
 """
 
 from __future__ import annotations

@@ -22,6 +22,8 @@ Conventions:
   at the boundary go to the clip that comes first (a stable sort), so exactly k clips are kept.
 * "The top-r% of clips for each metric" is read as an intersection: a clip is kept when it is in
   the top r % by MCV and in the top r % by HCPR, each ranked over all N clips.
+
+Spec: specs/quality_filters.md · Tests: tests/test_quality.py (-m quality)
 """
 
 from __future__ import annotations
@@ -92,7 +94,11 @@ def top_fraction(scores: np.ndarray, r: float) -> np.ndarray:
 
 
 def select_by_confidence(mcv: np.ndarray, hcpr: np.ndarray, r: float) -> np.ndarray:
-    """§3.2: keep clips in the top r % by MCV and in the top r % by HCPR, mcv and hcpr (N,) → mask (N,)."""
+    """§3.2: keep clips in the top r % by MCV and in the top r % by HCPR, mcv and hcpr (N,) → mask (N,).
+
+    The N clips are the ones to rank: in the dynamic pipeline the survivors of the earlier filters, since
+    §3.3 applies "three sequential filtering strategies" with MCV / HCPR third.
+    """
     mcv, hcpr = np.asarray(mcv), np.asarray(hcpr)
     if mcv.shape != hcpr.shape:
         raise ValueError(f"mcv and hcpr must have the same (N,) shape, got {mcv.shape} and {hcpr.shape}")

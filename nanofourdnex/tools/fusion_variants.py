@@ -59,12 +59,11 @@ from diffusers import WanTransformer3DModel
 from diffusers.models.transformers.transformer_wan import WanAttention, WanAttnProcessor, WanRotaryPosEmbed
 from torch import nn
 
-from .config import Config, LoraConfig
-from .flow_matching import velocity_from_wan, wan_timestep
-from .fusion import fuse, interaction_distance, split
-from .mask import RGB_FIRST_FRAME, TEMPORAL_COMPRESSION, XYZ_FIRST_FRAME, modality_mask, pack_temporal
-from .model import MASK_CHANNELS, FourDNeX, add_lora, build_transformer, trains_in_full
-from .token_encoding import SEQUENCE_AXIS
+from ..config import Config, LoraConfig
+from ..model import MASK_CHANNELS, FourDNeX, add_lora, build_transformer, model_width, trains_in_full
+from ..paper.flow_matching import velocity_from_wan, wan_timestep
+from ..paper.fusion import IN_SEQUENCE, fuse, interaction_distance, split
+from ..paper.mask import RGB_FIRST_FRAME, TEMPORAL_COMPRESSION, XYZ_FIRST_FRAME, modality_mask, pack_temporal
 
 Pair = tuple[torch.Tensor, torch.Tensor]  # (RGB, XYZ)
 
@@ -313,7 +312,7 @@ class ChannelFusion(FusionVariant):
                 self.adapter_out.bias.zero_()
                 self.adapter_out.weight[:z] = torch.eye(z)
         else:
-            dim = transformer.config.num_attention_heads * transformer.config.attention_head_dim
+            dim = model_width(transformer)
             ModalitySwitcher(dim).attach(transformer)
 
     def velocities(
@@ -335,7 +334,7 @@ class BatchFusion(FusionVariant):
         super().__init__(name, transformer, lora)
         add_lora(transformer, lora)  # modules added afterwards train in full
         config = transformer.config
-        dim = config.num_attention_heads * config.attention_head_dim
+        dim = model_width(transformer)
         ModalitySwitcher(dim).attach(transformer)
         if name != "batch-switcher":
             sparse = name == "batch-cdsa-sparse"
@@ -363,7 +362,7 @@ def build_variant(name: str, config: Config, latent_channels: int, seed: int = 0
         raise ValueError(f"unknown fusion variant {name!r}; expected one of {', '.join(VARIANTS)}")
     transformer = build_transformer(config.model, latent_channels, seed)
     fusion = VARIANTS[name][1]
-    if fusion in SEQUENCE_AXIS:
+    if fusion in IN_SEQUENCE:
         return SequenceFusion(name, transformer, config.lora)
     return (ChannelFusion if fusion == "channel" else BatchFusion)(name, transformer, config.lora)
 

@@ -23,6 +23,8 @@ RGB token and the XYZ token of the same pixel position sit:
     batch:   ∞         (different samples never attend to each other)
 
 so width < height < frame for any grid with f, h ≥ 2 — the ordering behind the paper's choice.
+
+Spec: specs/fusion_strategies.md · Tests: tests/test_fusion.py (-m fusion)
 """
 
 from __future__ import annotations
@@ -32,7 +34,18 @@ import math
 import torch
 
 STRATEGIES = ("channel", "batch", "frame", "height", "width")
-AXIS = {"channel": 1, "batch": 0, "frame": 2, "height": 3, "width": 4}
+AXIS = {
+    "channel": 1,
+    "batch": 0,
+    "frame": 2,
+    "height": 3,
+    "width": 4,
+}  # the one axis table: of (B, C, F, H, W)
+IN_SEQUENCE = (
+    "frame",
+    "height",
+    "width",
+)  # both modalities in one token sequence (token grid axis = AXIS − 2)
 
 
 def _axis(strategy: str) -> int:

@@ -8,6 +8,8 @@ the training dataset" and finds μ = −0.13, σ = 1.70 for the Wan2.1 VAE. They
 (one value for all channels). For any other autoencoder `LatentStatistics` traces them
 the same way, with a numerically stable streaming (Chan et al.) update, so that they can
 be computed over data sets that do not fit in memory.
+
+Spec: specs/eq08_xyz_normalization.md · Tests: tests/test_eq08_normalization.py (-m eq08)
 """
 
 from __future__ import annotations
