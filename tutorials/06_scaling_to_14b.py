@@ -150,7 +150,9 @@ assert plans[4].memory.total < 40 * GB < plans[1].memory.total < 80 * GB
 dist.init_process_group("gloo", init_method=f"file://{OUT / 'rendezvous'}", rank=0, world_size=1)
 world = current_world()
 latent_channels = 12  # the tiny preset's pixel autoencoder: 4 × 3 × 1²
-host = build_model(tiny, latent_channels, seed=tiny.train.seed)  # rank 0's whole model, the source of the shards
+host = build_model(
+    tiny, latent_channels, seed=tiny.train.seed
+)  # rank 0's whole model, the source of the shards
 sharded = build_sharded_model(tiny, latent_channels, world, host)
 for name, parameter in list(sharded.model.named_parameters())[:2]:
     shard = tuple(parameter.to_local().shape)
