@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -119,10 +120,10 @@ def latest_checkpoint(run_or_checkpoint: Path) -> Path:
         if not name:
             raise ValueError(f"{pointer} is empty: the run wrote no complete checkpoint")
         folder = path / "checkpoints" / name
-        if not (folder / LORA_FILE).is_file():
+        if not (folder / STATE_FILE).is_file():
             raise ValueError(f"{pointer} names {name}, but {folder} holds no checkpoint")
         return folder
-    if (path / LORA_FILE).exists():
+    if (path / STATE_FILE).exists() or (path / LORA_FILE).exists():  # ours, or the release's adapters alone
         return path
     raise ValueError(f"{path} is neither a run folder with a `latest` checkpoint nor a checkpoint folder")
 
@@ -177,22 +178,20 @@ def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool)
 def write_checkpoint(
     out: Path,
     step: int,
-    model: FourDNeX,
+    save_weights: Callable[[Path], None],
     optimizer_state: dict,
     scheduler,
     config: Config,
-    encoders: Encoders | None,
 ) -> Path:
-    """Adapters, optimizer (a single-process `optimizer.state_dict()`), scheduler and step, atomically."""
+    """One checkpoint, atomically: `save_weights(folder)` writes the weights, then the optimizer (a
+    single-process `optimizer.state_dict()`), the schedule, the step and the config; `latest` names it."""
     checkpoints = out / "checkpoints"
     final = checkpoints / f"step_{step:07d}"
     temporary = checkpoints / f".step_{step:07d}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
-    model.save_adapters(temporary)
+    save_weights(temporary)
     config.save(temporary / "config.json")
-    if not config.model.model_dir:
-        save_file(random_init_state(model, encoders), str(temporary / RANDOM_INIT_FILE))
     tensors = {f"state.{i}.{k}": v for i, s in optimizer_state["state"].items() for k, v in s.items()}
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(temporary / OPTIMIZER_FILE))
     scheduler_state = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
@@ -217,10 +216,22 @@ def save_checkpoint(
     config: Config,
     encoders: Encoders | None,
 ) -> None:
-    """Collective: gather adapters and AdamW state to rank 0 (in one process: itself), which writes them."""
+    """Collective: gather adapters and AdamW state to rank 0 (in one process: itself), which writes them.
+
+    The weights are the adapters (`FourDNeX.save_adapters`) and, for a run without model_dir, the
+    random base and tiny encoders it trains on (`random_init.safetensors`).
+    """
     optimizer_state = gather_to_host(sharded, optimizer)
-    if sharded.host is not None:
-        write_checkpoint(out, step, sharded.host, optimizer_state, scheduler, config, encoders)
+    if sharded.host is None:
+        return
+    host = sharded.host
+
+    def save_weights(folder: Path) -> None:
+        host.save_adapters(folder)
+        if not config.model.model_dir:
+            save_file(random_init_state(host, encoders), str(folder / RANDOM_INIT_FILE))
+
+    write_checkpoint(out, step, save_weights, optimizer_state, scheduler, config)
 
 
 def read_training_state(checkpoint: Path) -> tuple[dict, dict]:
@@ -245,7 +256,12 @@ def load_checkpoint(checkpoint: Path | None, sharded: ShardedModel, optimizer, s
         meta, optimizer_state = read_training_state(checkpoint)
     scatter_from_host(sharded, optimizer, optimizer_state)
     meta = broadcast_object(meta)
+    load_scheduler(scheduler, meta)
+    return meta["step"]
+
+
+def load_scheduler(scheduler, meta: dict) -> None:
+    """The learning-rate schedule's state from a checkpoint's state.json (its lambdas are rebuilt, not stored)."""
     scheduler.load_state_dict(
         {**meta["scheduler"], "lr_lambdas": [None] * len(meta["scheduler"]["base_lrs"])}
     )
-    return meta["step"]

@@ -24,6 +24,13 @@ app = typer.Typer(
 )
 
 
+def describe(error: Exception) -> str:
+    """One line for an error a user can cause: a ValueError's message, or the file and reason of an OSError."""
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.filename}: {error.strerror or error}"
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
 def fail(message: str, code: int = 2) -> None:
     """Print one clear error line and exit non-zero (no traceback)."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
@@ -38,8 +45,8 @@ def resolve_config(tiny: bool, full: bool, config: Path | None, overrides: list[
         fail("choose exactly one of --tiny, --full or --config FILE")
     try:
         return load_config("tiny" if tiny else config, overrides)
-    except ValueError as error:
-        fail(str(error))
+    except (ValueError, OSError) as error:
+        fail(describe(error))
 
 
 @app.command()
@@ -111,16 +118,16 @@ def train(
         args = ["train", *preset, *[a for o in [*overrides, *extra] for a in ("--set", o)]]
         try:
             command = torchrun_command(nproc, args + ["--resume"] * resume + ["--overwrite"] * overwrite)
-        except ValueError as error:
-            fail(str(error))
+        except (ValueError, OSError) as error:
+            fail(describe(error))
         raise typer.Exit(subprocess.call(command, env={**os.environ, "OMP_NUM_THREADS": "1"}))
     from .train import train as run_training
 
     with process_group() as world:
         try:
             result = run_training(cfg, resume=resume, overwrite=overwrite)
-        except (ValueError, FileNotFoundError, FloatingPointError) as error:
-            fail(f"rank {world.rank}: {error}" if world.distributed else str(error))
+        except (ValueError, OSError, FloatingPointError) as error:
+            fail(f"rank {world.rank}: {describe(error)}" if world.distributed else describe(error))
     if world.is_main:
         where = f" on {world.size} processes" if world.distributed else ""
         typer.echo(
@@ -128,6 +135,69 @@ def train(
             f"{result.initial_val_loss:.4f} -> {result.final_val_loss:.4f} "
             f"({result.final_val_loss / result.initial_val_loss:.2f}x); run folder {result.out}"
         )
+
+
+@app.command()
+def pretrain(
+    tiny: bool = typer.Option(
+        False, "--tiny", help="The preset tiny_configs/pretrain.toml (the shipped base's)."
+    ),
+    config: Path | None = typer.Option(None, "--config", help="A TOML preset layered over the defaults."),
+    steps: int | None = typer.Option(None, "--steps", help="Number of optimizer steps (train.steps)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder (train.out): checkpoints, metrics.csv, loss.png."
+    ),
+    export: Path | None = typer.Option(
+        None,
+        "--export",
+        help="Model folder to write when done [default: OUT/model]; the tiny preset ships "
+        "pretrained/tiny-wan-i2v (replacing it needs --overwrite).",
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its latest checkpoint."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the run in --out and the --export folder."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", metavar="SECTION.KEY=VALUE", help="Override one field (repeatable)."
+    ),
+) -> None:
+    """Pretrain the tiny base: an RGB image-to-video Wan DiT on synthetic scenes (Wan's I2V objective).
+
+    The stand-in for Wan2.1's pretraining that the paper starts from. Writes the run folder, then a
+    diffusers-format model folder (transformer/, text_encoder/, tokenizer/, image_encoder/,
+    image_processor/, manifest.json) that `train --tiny` loads through model.model_dir.
+    """
+    import shlex
+    import sys
+
+    from .pretrain import export_pretrained
+    from .pretrain import pretrain as run_pretraining
+
+    if sum([tiny, config is not None]) != 1:
+        fail("choose exactly one of --tiny or --config FILE")
+    extra = [f"train.steps={steps}"] * (steps is not None) + [f'train.out="{out}"'] * (out is not None)
+    cfg = resolve_config(False, False, config, [*overrides, *extra]) if config else None
+    if tiny:
+        from .config import load_config
+
+        try:
+            cfg = load_config("pretrain", [*overrides, *extra])
+        except (ValueError, OSError) as error:
+            fail(describe(error))
+    target = export or Path(cfg.train.out) / "model"
+    try:
+        result = run_pretraining(cfg, resume=resume, overwrite=overwrite)
+        folder = export_pretrained(
+            result.out, target, "nano4d " + shlex.join(sys.argv[1:]), overwrite=overwrite
+        )
+    except (ValueError, OSError, FloatingPointError) as error:
+        fail(describe(error))
+    typer.echo(
+        f"pretrained {result.steps} steps in {result.seconds:.0f} s; held-out loss {result.initial_val_loss:.4f} -> "
+        f"{result.final_val_loss:.4f}; run folder {result.out}; model folder {folder}"
+    )
 
 
 @app.command()
@@ -161,8 +231,8 @@ def cache(
     clock = time.perf_counter()
     try:
         files = encode_clips(cfg, data_dir, out, num_shards, shard_index)
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
+    except (ValueError, OSError) as error:
+        fail(describe(error))
     encoded = sum(f.name not in cached_before for f in files)
     typer.echo(
         f"shard {shard_index + 1}/{num_shards}: {len(files)} clips, {encoded} encoded now, "
@@ -274,8 +344,8 @@ def generate(
         )
         inference = place(load_inference(folder, config_file=config, model_dir=model_dir), target, offload)
         report = run_generation(inference, inputs)
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
+    except (ValueError, OSError) as error:
+        fail(describe(error))
     for note in inputs.notes:
         typer.echo(f"note: {note}")
     typer.echo(f"wrote {len(report.files)} files to {report.out} in {report.seconds:.1f} s")
@@ -304,8 +374,8 @@ def view(
 
     try:
         shown = run_view(target, web=web, save=save, max_points=max_points, port=port)
-    except ValueError as error:
-        fail(str(error))
+    except (ValueError, OSError) as error:
+        fail(describe(error))
     for line in shown.lines():
         typer.echo(line)
     if web:
@@ -341,8 +411,8 @@ def recover(
         result = recover_cameras(xyz, shared_focal=not per_frame_focal, loss=loss)
         seconds = time.perf_counter() - clock
         save_recovery(result, out)
-    except ValueError as error:
-        fail(str(error))
+    except (ValueError, OSError) as error:
+        fail(describe(error))
     focal = result.K[..., 0, 0]
     typer.echo(
         f"{xyz.shape[0]} cameras recovered in {seconds:.2f} s; focal {float(focal.mean()):.2f} px; "
@@ -419,7 +489,7 @@ def curate(
         thresholds = Thresholds(**{name: value for name, value in given.items() if value is not None})
         result = run_curation(data_dir, out, thresholds, workers=workers)
     except (ValueError, OSError) as error:
-        fail(str(error))
+        fail(describe(error))
     except BrokenProcessPool as error:
         fail(f"a worker process died ({error}); run the same command again to resume")
     typer.echo(summary_table(result.curation, thresholds))
@@ -455,14 +525,17 @@ def stats(
         encode = build_autoencoder(cfg).base.encode
         order = np.random.default_rng(seed).permutation(len(dataset))[:samples]
         result = trace_xyz_statistics((dataset[int(i)].xyz[None] for i in order), encode, len(order))
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
+    except (ValueError, OSError) as error:
+        fail(describe(error))
     snippet = f"[autoencoder]\nxyz_mean = {result.mean:.4f}\nxyz_std = {result.std:.4f}\n"
     typer.echo(
         f"XYZ latent statistics over {len(order)} clips ({result.count:,} values):\n{snippet}", nl=False
     )
     if out is not None:
-        out.write_text(f"# traced by `nano4d stats {data_dir} --samples {samples}`\n{snippet}")
+        try:
+            out.write_text(f"# traced by `nano4d stats {data_dir} --samples {samples}`\n{snippet}")
+        except OSError as error:
+            fail(describe(error))
 
 
 @app.command()
@@ -483,8 +556,8 @@ def plan(
     try:
         cfg = load_config(config if config is not None else (None if full else "tiny"))
         typer.echo(format_plan(make_plan(cfg, gpus=gpus, gpu=gpu, mfu=mfu)))
-    except ValueError as error:
-        fail(str(error))
+    except (ValueError, OSError) as error:
+        fail(describe(error))
 
 
 @app.command()
@@ -529,8 +602,8 @@ def ablate(
             QUICK_BUDGET if quick else DEFAULT_BUDGET, **{k: v for k, v in given.items() if v is not None}
         )
         result = run_ablation(names, budget, out, workers)
-    except (ValueError, FloatingPointError) as error:
-        fail(str(error))
+    except (ValueError, OSError, FloatingPointError) as error:
+        fail(describe(error))
     typer.echo((out / "ablation.md").read_text())
     typer.echo(
         f"wrote {out / 'ablation.md'}, ablation.json and ablation.png in {result.seconds / 60:.1f} min"

@@ -293,21 +293,48 @@ def differing_fields(a: Config, b: Config, sections: typing.Iterable[str]) -> li
     ]
 
 
+def read_preset(preset: str | Path) -> dict:
+    """A preset TOML (a path, or a name in tiny_configs/) as nested dicts, after the preset it `extends`.
+
+    A preset may begin with `extends = "name"` to layer over another preset. A relative
+    `model.model_dir` in a preset file is relative to that file, so presets work from any folder.
+    """
+    path = Path(preset)
+    if not path.exists() and (PRESET_DIR / f"{preset}.toml").exists():
+        path = PRESET_DIR / f"{preset}.toml"
+    if not path.is_file():
+        raise ValueError(f"config file {preset} not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: invalid TOML: {error}") from None
+    model_dir = data.get("model", {}).get("model_dir") if isinstance(data.get("model"), dict) else None
+    if isinstance(model_dir, str) and model_dir and not Path(model_dir).is_absolute():
+        data["model"]["model_dir"] = str((path.parent / model_dir).resolve())
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ValueError(f"{path}: extends must name a preset, got {parent!r}")
+    merged = read_preset(parent if (PRESET_DIR / f"{parent}.toml").exists() else path.parent / parent)
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: config section {section!r} must be a table")
+        merged.setdefault(section, {}).update(values)
+    return merged
+
+
 def load_config(preset: str | Path | None = None, overrides: typing.Sequence[str] = ()) -> Config:
     """Defaults ← preset TOML (a path, or a name in tiny_configs/) ← `section.key=value` overrides."""
     config = Config()
     if preset is not None:
-        path = Path(preset)
-        if not path.exists() and (PRESET_DIR / f"{preset}.toml").exists():
-            path = PRESET_DIR / f"{preset}.toml"
-        if not path.exists():
-            raise ValueError(f"config file {preset} not found")
         try:
-            config = config_from_dict(tomllib.loads(path.read_text()), validate=False)
-        except tomllib.TOMLDecodeError as error:
-            raise ValueError(f"{path}: invalid TOML: {error}") from None
+            config = config_from_dict(read_preset(preset), validate=False)
         except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+            message = str(error)
+            raise ValueError(
+                message if message.startswith(("config file", str(preset))) else f"{preset}: {message}"
+            ) from None
     for item in overrides:
         name, sep, raw = item.partition("=")
         section, dot, key = name.strip().partition(".")

@@ -43,7 +43,7 @@ global-batch mean gradient, at any N that divides B and any micro-batch size.
 
 Checkpoints. All ranks gather the trainable parameters and the AdamW state to rank 0 (full tensors,
 3 × 4 B × 210 M ≈ 2.5 GB for the paper's LoRA), which writes exactly the single-process folder
-(`train.write_checkpoint`: diffusers LoRA file, domain embeddings, optimizer, state.json). Resuming
+(`checkpoint.save_checkpoint`: diffusers LoRA file, domain embeddings, optimizer, state.json). Resuming
 reads it on rank 0 and broadcasts it back into the shards, so a run may resume at another world
 size, or in one process.
 """

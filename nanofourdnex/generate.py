@@ -357,18 +357,38 @@ class GenerationReport:
 
 
 def run_generation(inference: Inference, inputs: GenerationInputs, progress: bool = True) -> GenerationReport:
-    """Checked inputs → 6D video → every output file in `inputs.out` (see the CLI's help for the list)."""
-    from .outputs import save_recovery, write_cameras_json, write_point_clouds, write_video, xyz_colors
-    from .paper.reprojection import camera_to_world, recover_cameras
-    from .render import novel_trajectory, render_video
-    from .viewer import Scene4D, record_scene
-    from .viz import plot_preview
+    """Checked inputs → 6D video → every output file in `inputs.out` (see the CLI's help for the list).
 
+    The files are written into a hidden staging folder beside `inputs.out`, which replaces it only when
+    every file is written; on any failure the staging folder is removed and `inputs.out` is untouched.
+    """
     clock = time.perf_counter()
     out = inputs.out
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        files = write_outputs(inference, inputs, staging, progress)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # nothing half-written stays behind
+        raise
+    # 5. Into place: the old folder (if --overwrite) goes only now, the new one is renamed in whole.
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    files = [out / f.relative_to(staging) for f in files]
+    return GenerationReport(out, files, inputs.notes, time.perf_counter() - clock)
+
+
+def write_outputs(
+    inference: Inference, inputs: GenerationInputs, staging: Path, progress: bool
+) -> list[Path]:
+    """Steps 1-4 of `run_generation`, every file into `staging`; returns the files written."""
+    from .outputs import save_recovery, write_cameras_json, write_point_clouds, write_video, xyz_colors
+    from .paper.reprojection import camera_to_world, recover_cameras
+    from .render import novel_trajectory, render_video
+    from .viewer import Scene4D, record_scene
+    from .viz import plot_preview
 
     # 1. The 6D video.
     six = generate_6d(
@@ -399,13 +419,7 @@ def run_generation(inference: Inference, inputs: GenerationInputs, progress: boo
     # 4. The 4D recording: points, cameras, RGB, depth over time (`nano4d view OUT`).
     scene = Scene4D(
         rgb, xyz, recovery.K, recovery.camera_to_world(), recovery.depth,
-        novel_K=K, novel_camera_to_world=camera_to_world(R, t), title=out.name,
+        novel_K=K, novel_camera_to_world=camera_to_world(R, t), title=inputs.out.name,
     )  # fmt: skip
     files.append(record_scene(scene, staging / "scene.rrd").path)
-
-    # 5. Into place: the old folder (if --overwrite) goes only now, the new one is renamed in whole.
-    if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
-    files = [out / f.relative_to(staging) for f in files]
-    return GenerationReport(out, files, inputs.notes, time.perf_counter() - clock)
+    return files

@@ -29,13 +29,14 @@ from diffusers import WanTransformer3DModel
 from diffusers.loaders import WanLoraLoaderMixin
 from peft import LoraConfig as PeftLoraConfig
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from .config import Config, LoraConfig, ModelConfig
 from .paper.flow_matching import velocity_from_wan, wan_timestep
 from .paper.fusion import IN_SEQUENCE
 from .paper.token_encoding import DomainEmbedding, SharedRoPE
+from .reading import read_pickled_tensor, read_safetensors
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 DOMAIN_FILE = "domain_embeddings.safetensors"
@@ -82,6 +83,28 @@ def build_transformer(model: ModelConfig, latent_channels: int, seed: int = 0) -
         return transformer
     torch.manual_seed(seed)
     return WanTransformer3DModel(**transformer_kwargs(model, latent_channels))
+
+
+def wan_velocity(
+    transformer: WanTransformer3DModel,
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    mask: torch.Tensor,
+    condition: torch.Tensor,
+    text: torch.Tensor,
+    image: torch.Tensor | None,
+) -> torch.Tensor:
+    """The paper's velocity u of a Wan I2V DiT: u = −WanDiT([x_t ; M ; c], 1000·(1 − t), c_txt, c_img)."""
+    dtype = transformer.patch_embedding.weight.dtype  # bf16 weights take bf16 inputs
+    hidden = torch.cat([x_t, mask.to(x_t.dtype), condition], dim=1).to(dtype)  # (B, 2z + 4, f, h, w')
+    v_sigma = transformer(
+        hidden,
+        timestep=wan_timestep(t).to(x_t.device),
+        encoder_hidden_states=text.to(dtype),
+        encoder_hidden_states_image=None if image is None else image.to(dtype),
+        return_dict=False,
+    )[0]
+    return velocity_from_wan(v_sigma.float())
 
 
 def model_width(transformer: WanTransformer3DModel) -> int:
@@ -140,16 +163,7 @@ class FourDNeX(nn.Module):
         image: torch.Tensor | None,
     ) -> torch.Tensor:
         """Paper velocity u (B, z, f, h, w') for fused x_t, mask (B, 4, …) and condition latents."""
-        dtype = self.transformer.patch_embedding.weight.dtype  # bf16 weights take bf16 inputs
-        hidden = torch.cat([x_t, mask.to(x_t.dtype), condition], dim=1).to(dtype)  # (B, 2z + 4, f, h, w')
-        v_sigma = self.transformer(
-            hidden,
-            timestep=wan_timestep(t).to(x_t.device),
-            encoder_hidden_states=text.to(dtype),
-            encoder_hidden_states_image=None if image is None else image.to(dtype),
-            return_dict=False,
-        )[0]
-        return velocity_from_wan(v_sigma.float())
+        return wan_velocity(self.transformer, x_t, t, mask, condition, text, image)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -190,7 +204,7 @@ class FourDNeX(nn.Module):
         as a pickled tensor `learnable_domain_embeddings.pt`, read with `weights_only=True`.
         """
         directory = Path(directory)
-        lora = load_file(str(directory / LORA_FILE))
+        lora = read_safetensors(directory / LORA_FILE)
         prefix = "transformer."
         stripped = {k.removeprefix(prefix): v for k, v in lora.items() if "lora_A" in k or "lora_B" in k}
         ranks = {v.shape[0] for k, v in stripped.items() if "lora_A" in k}
@@ -210,7 +224,7 @@ class FourDNeX(nn.Module):
                 f"{directory / LORA_FILE} lacks LoRA weights this model has: {missing[:3]} ... ({len(missing)} missing)"
             )
         if (directory / DOMAIN_FILE).exists():
-            domain = load_file(str(directory / DOMAIN_FILE))["weight"]
+            domain = read_safetensors(directory / DOMAIN_FILE)["weight"]
         elif (directory / RELEASE_DOMAIN_FILE).exists():
             domain = read_release_domain_embeddings(directory / RELEASE_DOMAIN_FILE)
         else:
@@ -223,7 +237,7 @@ class FourDNeX(nn.Module):
         with torch.no_grad():
             self.transformer.domain_embedding.weight.copy_(domain)
         if self.lora.train_base:
-            trained = load_file(str(directory / TRAINED_BASE_FILE))
+            trained = read_safetensors(directory / TRAINED_BASE_FILE)
             expected = self.trained_base_state()
             if set(trained) != set(expected):
                 raise ValueError(
@@ -235,7 +249,7 @@ class FourDNeX(nn.Module):
 
 def read_release_domain_embeddings(path: Path) -> torch.Tensor:
     """The release's (2, D) e_RGB, e_XYZ: a raw tensor or a dict holding one, loaded without running pickle code."""
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    loaded = read_pickled_tensor(path)
     if isinstance(loaded, dict):
         found = [v for k, v in loaded.items() if "learnable_domain_embeddings" in k]
         if len(found) != 1:

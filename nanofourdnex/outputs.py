@@ -22,6 +22,7 @@ import torch
 from plyfile import PlyData, PlyElement, PlyParseError
 
 from .paper.reprojection import CameraRecovery, camera_to_world
+from .reading import read_npz
 
 
 def checked_tensor(array: np.ndarray | torch.Tensor, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
@@ -149,21 +150,9 @@ def load_trajectory_json(path: str | Path) -> tuple[torch.Tensor, torch.Tensor, 
 
 
 def load_xyz(path: str | Path) -> np.ndarray:
-    """Read a (T, H, W, 3) XYZ video from the key `xyz` of an .npz file."""
-    path = Path(path)
+    """Read a (T, H, W, 3) XYZ video from the key `xyz` of an .npz file (e.g. a generated sixd.npz)."""
     expected = "an .npz archive with key 'xyz' of shape (T, H, W, 3)"
-    if not path.is_file():
-        raise ValueError(f"no XYZ file at {path}; expected {expected}")
-    try:
-        archive = np.load(path)
-    except (OSError, ValueError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable .npz file ({error}); expected {expected}") from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path} is not an .npz archive; expected {expected}")
-    with archive:
-        if "xyz" not in archive.files:
-            raise ValueError(f"{path} has keys {sorted(archive.files)}, expected 'xyz' of shape (T, H, W, 3)")
-        xyz = archive["xyz"]
+    xyz = read_npz(path, ("xyz",), expected)["xyz"]
     if xyz.ndim != 4 or xyz.shape[-1] != 3:
         raise ValueError(f"xyz in {path} must be (T, H, W, 3), got {xyz.shape}")
     if not np.issubdtype(xyz.dtype, np.floating) or not np.isfinite(xyz).any():

@@ -48,15 +48,21 @@ def read_npz(path: str | Path, keys: tuple[str, ...], expected: str) -> dict[str
     if not path.is_file():
         raise ValueError(f"no file at {path}; expected {expected}")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            missing = [key for key in keys if key not in archive.files]
-            if missing:
-                raise ValueError(f"it has keys {sorted(archive.files)}, not {missing}")
-            return {key: archive[key] for key in keys}
+        archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"{path} is not readable as {expected} ({error})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is not an .npz archive; expected {expected}")
+    with archive:
+        missing = [key for key in keys if key not in archive.files]
+        if missing:
+            raise ValueError(
+                f"{path}: it has keys {sorted(archive.files)}, not {missing}; expected {expected}"
+            )
+        try:
+            return {key: archive[key] for key in keys}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(f"{path} is not readable as {expected} ({error})") from None
 
 
 def read_pickled_tensor(path: str | Path) -> object:

@@ -81,7 +81,13 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-def step_draws(data: LatentCache, config: Config, step: int, strategy: str):
+def noise_shape(sample: dict[str, torch.Tensor], strategy: str | None) -> tuple[int, ...]:
+    """(z, f, h, w') of one sample's x1: RGB and XYZ fused by `strategy`, or RGB alone (None: pretraining)."""
+    rgb = sample["rgb"][None]
+    return tuple((rgb if strategy is None else fuse(rgb, sample["xyz"][None], strategy)).shape[1:])
+
+
+def step_draws(data: LatentCache, config: Config, step: int, strategy: str | None):
     """Step k's random draws for the whole global batch: clip indices, noise x0 (fused by `strategy`), times t.
 
     Drawn for the global batch at once, so they do not depend on how the batch is split into
@@ -90,15 +96,13 @@ def step_draws(data: LatentCache, config: Config, step: int, strategy: str):
     generator = step_generator(config.train.seed, step)
     batch_size = config.train.batch_size
     indices = torch.randint(len(data), (batch_size,), generator=generator)
-    one = data.batch([0])
-    sample_shape = fuse(one["rgb"], one["xyz"], strategy).shape[1:]  # (z, f, h, w') of one fused sample
-    noise = torch.randn((batch_size, *sample_shape), generator=generator)
+    noise = torch.randn((batch_size, *noise_shape(data[0], strategy)), generator=generator)
     t = sample_time(batch_size, generator)
     return indices, noise, t
 
 
 def training_step(
-    loss: Loss, strategy: str, data: LatentCache, config: Config, step: int, device: torch.device,
+    loss: Loss, strategy: str | None, data: LatentCache, config: Config, step: int, device: torch.device,
     rank: int = 0, world: int = 1,
 ) -> torch.Tensor:  # fmt: skip
     """Accumulate gradients of this process's share of one global batch; return its loss share.
@@ -124,13 +128,13 @@ def training_step(
 
 @torch.no_grad()
 def validation_loss(
-    loss: Loss, strategy: str, data: LatentCache, config: Config, device: torch.device
+    loss: Loss, strategy: str | None, data: LatentCache, config: Config, device: torch.device
 ) -> float:
     """Mean Eq. 6 loss over held-out clips × the fixed t grid, with fixed noise per clip."""
     losses = []
     for index in range(len(data)):
         batch = {k: v.to(device) for k, v in data.batch([index]).items()}
-        shape = fuse(batch["rgb"], batch["xyz"], strategy).shape
+        shape = (1, *noise_shape(data[index], strategy))
         noise = torch.randn(shape, generator=torch.Generator().manual_seed(VALIDATION_SEED + index)).to(
             device
         )

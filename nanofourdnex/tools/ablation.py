@@ -6,11 +6,9 @@ variant of `fusion_variants` on the same cached synthetic clips with the same bu
 and the same random draws, samples the same held-out scenes from the same noise, and reports:
 
 * validation loss — Eq. 6 on the held-out clips at the fixed t grid, fixed noise per clip;
-* point error — mean ‖s·X̂ + c − X‖ over every pixel and frame of a sample, after the least-squares
-  scale s ≥ 0 and shift c (per clip). The data's XYZ are first-camera coordinates normalised by a
-  shift and one scale computed from the whole clip's extent (`data.normalize_pointmaps`), which no
-  model can know from the first frame; rotation is fixed by the first camera, so only s and c are
-  fitted. Units: the normalised scene, whose widest axis spans [−1, 1];
+* point error — mean ‖s·R·X̂ + c − X‖ over every pixel and frame of a sample after one similarity
+  alignment per clip, as a fraction of the true points' bounding-box diagonal (`scores.point_error`:
+  the clip's scale and centre are unknowable from the first frame);
 * RGB-XYZ alignment — the share of the generated RGB's change that the generated geometry explains.
   With camera 0 (R₀, t₀, K) recovered from the generated XYZ (Eq. 12-13), each pixel p of frame k ≥ 1
   is sent to frame 0 through its own generated point, p′ = π₀(X_k(p)), and
@@ -22,7 +20,8 @@ and the same random draws, samples the same held-out scenes from the same noise,
   unrelated to the image). Moving objects, shadows and the 16×24 resolution keep ground truth well
   below 1: the table carries its value as the reference;
 * camera error — cameras recovered from the generated XYZ against those recovered from the ground-truth
-  XYZ: mean geodesic angle between the relative rotations R_k R₀ᵀ (frames k ≥ 1) and |f/f_gt − 1|;
+  XYZ: mean geodesic angle between the relative rotations R_k R₀ᵀ (frames k ≥ 1) and |f/f_gt − 1|
+  (`scores.rotation_error`, `scores.focal_error`);
   a fit that diverges counts as a failure and is left out of the camera and alignment numbers;
 * interaction distance (Fig. 5) at this run's latent shape and at the paper's (16, 13, 60, 90);
 * cost — trainable parameters, those of the modules a variant adds (adapters, switchers, CDSA,
@@ -59,10 +58,11 @@ from ..conditioning import build_encoders
 from ..config import Config, load_config
 from ..paper.flow_matching import flow_matching_loss, interpolate, make_scheduler, sample_flow
 from ..paper.fusion import fuse, split
-from ..paper.reprojection import CameraRecovery, recover_cameras, rotation_angle
+from ..paper.reprojection import CameraRecovery, recover_cameras
 from ..synthetic import ensure_synthetic_data
 from ..train import make_optimizer, training_step, validation_loss
 from .fusion_variants import VARIANTS, FusionVariant, build_variant, variant_interaction_distance
+from .scores import focal_error, point_error, rotation_error
 
 PAPER_LATENT = (16, 13, 60, 90)  # 49 frames of 480×720 through the Wan VAE
 SAMPLE_SEED = 1_000_000  # noise generator of sample i of a seed
@@ -221,29 +221,6 @@ def decode(autoencoder, rgb_latent: torch.Tensor, xyz_latent: torch.Tensor) -> t
     return tuple(v.permute(0, 2, 3, 4, 1).double().numpy() for v in (rgb, xyz))
 
 
-def point_error(xyz: np.ndarray, gt: np.ndarray) -> float:
-    """Mean ‖s·X̂ + c − X‖ after the least-squares scale s ≥ 0 and shift c (3,), over all pixels and frames."""
-    p, g = xyz.reshape(-1, 3), gt.reshape(-1, 3)
-    p_c, g_c = p - p.mean(0), g - g.mean(0)
-    energy = (p_c**2).sum()
-    s = max(float((p_c * g_c).sum() / energy), 0.0) if energy > 0 else 0.0
-    return float(np.linalg.norm(s * p_c - g_c, axis=-1).mean())
-
-
-def rotation_error(recovery: CameraRecovery, reference: CameraRecovery) -> float:
-    """Mean angle (degrees) between the relative rotations R_k R₀ᵀ of two recoveries, frames k ≥ 1."""
-
-    def relative(R: np.ndarray) -> np.ndarray:
-        return R[1:] @ R[0].T
-
-    return float(rotation_angle(relative(recovery.R), relative(reference.R)).mean())
-
-
-def focal_error(recovery: CameraRecovery, reference: CameraRecovery) -> float:
-    """|f / f_gt − 1| in percent (shared focal)."""
-    return float(abs(np.mean(recovery.focal) / np.mean(reference.focal) - 1) * 100)
-
-
 def explained_rgb_change(rgb: np.ndarray, xyz: np.ndarray, recovery: CameraRecovery) -> float:
     """1 − E_warp / E_still for rgb (T, H, W, 3) in [0, 1], xyz (T, H, W, 3) and its recovered cameras."""
     frames, height, width, _ = xyz.shape
@@ -287,7 +264,7 @@ def score_sample(
         point_error=error,
         alignment=explained_rgb_change(rgb, xyz, recovery),
         rotation_error=rotation_error(recovery, gt_recovery),
-        focal_error=focal_error(recovery, gt_recovery),
+        focal_error=100 * focal_error(recovery, gt_recovery),  # in percent
         fit_failed=False,
     )
 
