@@ -387,7 +387,7 @@ def recover(
     xyz_file: Path = typer.Argument(
         ..., help="An .npz with key `xyz` (T, H, W, 3), e.g. a generated sixd.npz."
     ),
-    out: Path = typer.Option(Path("recovery"), "--out", help="Output folder."),
+    out: Path = typer.Option(Path("out/recovery"), "--out", help="Output folder."),
     per_frame_focal: bool = typer.Option(
         False, "--per-frame-focal", help="One focal per frame instead of one K."
     ),

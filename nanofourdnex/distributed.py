@@ -199,6 +199,10 @@ def build_sharded_model(
     `host` is rank 0's single-process model (`model.build_model`, its base loaded), None on the other ranks.
     """
     if not world.distributed:
+        if config.train.bf16:  # the frozen base in bf16, as the sharded path stores it; adapters stay fp32
+            for parameter in host.parameters():
+                if not parameter.requires_grad:
+                    parameter.data = parameter.data.to(torch.bfloat16)
         return ShardedModel(host.to(world.device), host)
     model = build_meta_model(config, latent_channels)
     shard(model, config.train.bf16)

@@ -222,8 +222,14 @@ def place(inference: Inference, device: str | torch.device = "cpu", offload: str
             offload_type="block_level",
             num_blocks_per_group=1,
         )
-        for module in networks[1:]:
-            if any(True for _ in module.parameters()):
+        # The autoencoder's wrapper holds the latent standardisation as buffers and is never called itself
+        # (encode/decode are): its buffers go to the device whole, the offloading hooks go on the VAE inside.
+        autoencoder = inference.autoencoder
+        autoencoder.to(device)
+        vae = getattr(autoencoder.base, "vae", None)
+        for module in (vae, inference.encoders.text_encoder, inference.encoders.image_encoder):
+            if module is not None:
+                module.to("cpu")
                 apply_group_offloading(module, onload_device=device, offload_type="leaf_level")
     inference.encoders.device = device
     inference.device, inference.offload = device, offload

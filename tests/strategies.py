@@ -29,3 +29,14 @@ def randn(shape, seed: int, dtype=torch.float32) -> torch.Tensor:
 
 
 pixel_frames = st.integers(0, 6).map(lambda k: 4 * k + 1)  # Wan's 4k + 1 frame counts
+
+
+def tiny_config(*overrides: str):
+    """The tiny preset on a random base built from its seed (no model folder read): the tests' own networks.
+
+    The preset itself loads the shipped pretrained base; tests that shrink the network (one layer, five
+    frames) need a base of their own shape, and a random one is the honest choice for wiring tests.
+    """
+    from nanofourdnex.config import load_config
+
+    return load_config("tiny", ['model.model_dir=""', *overrides])

@@ -41,7 +41,7 @@ from nanofourdnex.tools.fusion_variants import (
 )
 from nanofourdnex.train import batch_loss
 
-from .strategies import randn, seeds
+from .strategies import randn, seeds, tiny_config
 
 Z, FRAMES, H, W = 12, 2, 8, 8  # one modality's latent (z, f, h, w): 5 pixel frames
 PAPER_LATENT = (16, 13, 60, 90)  # 49 frames of 480×720: token grid (13, 30, 45)
@@ -51,7 +51,7 @@ TRAIN_BASE = load_config("tiny").lora.train_base
 
 
 def one_layer():
-    return load_config("tiny", ["model.num_layers=1"])
+    return tiny_config("model.num_layers=1")
 
 
 def inputs(batch: int = 1, seed: int = 0) -> dict[str, torch.Tensor]:

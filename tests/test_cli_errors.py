@@ -1,6 +1,6 @@
 """Nothing lost, nothing silent: every bad input to every command is one line on stderr and exit code 2.
 
-Spec: specs/README.md
+Spec: specs/training.md, specs/generation.md (the error cases of every command: specs/README.md)
 
 Each case of the table runs the real command (typer's CliRunner) and asserts: exit code 2, exactly one
 line on stderr naming the problem, no traceback, and that nothing a user made was deleted or left
@@ -31,7 +31,7 @@ from nanofourdnex.synthetic import clip_seed, ensure_synthetic_data, make_scene
 from nanofourdnex.train import train
 
 MICRO = [
-    "data.synthetic_train=4", "data.synthetic_val=1", "data.num_frames=5", "model.num_layers=1",
+    'model.model_dir=""', "data.synthetic_train=4", "data.synthetic_val=1", "data.num_frames=5", "model.num_layers=1",
     "train.steps=2", "train.batch_size=2", "train.micro_batch_size=2", "train.warmup_steps=1",
     "train.val_every=2", "train.save_every=2", "lora.train_base=[]",
 ]  # fmt: skip

@@ -13,7 +13,7 @@ from nanofourdnex.autoencoder import PixelShuffleAutoencoder, SixDAutoencoder, W
 from nanofourdnex.conditioning import build_encoders, condition_latents
 from nanofourdnex.config import load_config
 from nanofourdnex.paper.fusion import split
-from tests.strategies import randn, seeds
+from tests.strategies import randn, seeds, tiny_config
 from tests.test_autoencoder import tiny_wan_vae
 
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073])  # OpenAI CLIP, as every CLIP checkpoint ships it
@@ -21,7 +21,7 @@ CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711])
 
 
 def encoders():
-    return build_encoders(load_config("tiny"))
+    return build_encoders(tiny_config())
 
 
 def sloped_plane_by_hand(height: int, width: int) -> torch.Tensor:

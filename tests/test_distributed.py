@@ -49,7 +49,8 @@ STEPS = 4
 def micro_overrides(workdir: Path) -> list[str]:
     """The tiny preset, smaller still; global batch 4 in micro-batches of 1 (2 per process at 2 processes)."""
     return [
-        f'data.root="{workdir}/data/train"', f'data.val_root="{workdir}/data/val"', "data.synthetic_train=6",
+        'model.model_dir=""', f'data.root="{workdir}/data/train"', f'data.val_root="{workdir}/data/val"',
+        "data.synthetic_train=6",
         "data.synthetic_val=2", "data.num_frames=5", "model.num_layers=1", "train.batch_size=4",
         "train.micro_batch_size=1", "train.warmup_steps=2", "train.log_every=1", f"train.steps={STEPS}",
         "train.val_every=2", "train.save_every=2", "train.grad_clip=0.05",  # clipping active: the global norm counts
@@ -289,7 +290,7 @@ def test_cache_command_errors_are_one_line(tmp_path, setup, message):
         data.mkdir()
     extra = ["--num-shards", 2, "--shard-index", 2] if setup == "shard" else []
     if setup == "shard":
-        ensure_synthetic_data(load_config("tiny", [f'data.root="{data}"', "data.synthetic_train=1",
+        ensure_synthetic_data(load_config("tiny", ['model.model_dir=""', f'data.root="{data}"', "data.synthetic_train=1",
                                                    'data.val_root=""']))  # fmt: skip
     result = invoke("cache", data, "--tiny", "--out", tmp_path / "cache", *extra)
     assert result.exit_code != 0

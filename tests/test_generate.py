@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from nanofourdnex.autoencoder import PixelShuffleAutoencoder, SixDAutoencoder
 from nanofourdnex.cli import app
 from nanofourdnex.conditioning import build_encoders
-from nanofourdnex.config import SamplingConfig, load_config
+from nanofourdnex.config import SamplingConfig
 from nanofourdnex.generate import (
     OFFLOAD_MODES,
     check_inputs,
@@ -37,7 +37,7 @@ from nanofourdnex.paper.mask import guided_mask
 from nanofourdnex.reading import load_image
 from nanofourdnex.synthetic import clip_seed, make_scene
 from nanofourdnex.train import train
-from tests.strategies import randn, seeds
+from tests.strategies import randn, seeds, tiny_config
 
 
 @given(seeds, st.integers(1, 12))
@@ -128,7 +128,7 @@ FRAMES, HEIGHT, WIDTH = 5, 8, 12  # a non-square image; the pixel stand-in keeps
 @pytest.fixture(scope="module")
 def stub_world():
     """Encoders, an autoencoder with non-trivial Eq. 8 statistics, the image, and two known 6D videos."""
-    encoders = build_encoders(load_config("tiny"))
+    encoders = build_encoders(tiny_config())
     autoencoder = SixDAutoencoder(PixelShuffleAutoencoder(1), xyz_mean=0.2, xyz_std=1.5)
     g = torch.Generator().manual_seed(11)
     image = torch.rand(3, HEIGHT, WIDTH, generator=g) * 2 - 1
@@ -221,7 +221,7 @@ def trained(tmp_path_factory):
         "train.steps=3", "train.batch_size=2", "train.micro_batch_size=2", "train.warmup_steps=1",
         "train.val_every=3", "train.save_every=3", "lora.train_base=[]",  # adapters only, as the release
     ]  # fmt: skip
-    config = load_config("tiny", overrides)
+    config = tiny_config(*overrides)
     train(config, progress=False)
     scene = make_scene(clip_seed(HELD_OUT, 0), num_frames=5, height=32, width=48)
     image = root / "first_frame.png"
@@ -324,8 +324,9 @@ def test_a_hand_written_release_folder_loads_with_the_releases_scale(tmp_path):
     `lora_scale=0.5`, each adapted linear computes W·x + 0.5·B·A·x."""
     from safetensors.torch import save_file
 
-    config = load_config("tiny", ["model.num_layers=1", "lora.rank=64", "lora.alpha=32", "lora.ffn=false",
-                                  "lora.train_base=[]"])  # fmt: skip
+    config = tiny_config(
+        "model.num_layers=1", "lora.rank=64", "lora.alpha=32", "lora.ffn=false", "lora.train_base=[]"
+    )
     model = build_model(config, latent_channels=12)
     dim, rank, g = model.transformer.config.num_attention_heads * 32, 64, torch.Generator().manual_seed(0)
     lora = {}

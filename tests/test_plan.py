@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from nanofourdnex.config import load_config
+from nanofourdnex.autoencoder import build_autoencoder
+from nanofourdnex.conditioning import build_encoders
+from nanofourdnex.config import SamplingConfig, load_config
+from nanofourdnex.generate import generate_6d
 from nanofourdnex.model import build_model
 from nanofourdnex.paper.mask import guided_mask
 from nanofourdnex.tools.plan import (
@@ -26,9 +29,11 @@ from nanofourdnex.tools.plan import (
     CLIP_VIT_H_VISION_PARAMS,
     GB,
     GPUS,
+    HOST_LINK_GBPS,
     UMT5_XXL_EMBEDDING_PARAMS,
     UMT5_XXL_ENCODER_PARAMS,
     WAN_VAE_PARAMS,
+    Gpu,
     block_linears,
     count_flops,
     count_parameters,
@@ -422,3 +427,87 @@ def test_table_shows_the_paper_numbers_with_units():
 def test_plan_rejects_impossible_settings(override, kwargs, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         plan(load_config(None, list(override)), **kwargs)
+
+
+# One measured setting on one GPU (benchmarks/gpu_check.py compares each with the device).
+
+
+def test_plan_takes_a_measured_gpu_as_well_as_a_table_row():
+    config = load_config()
+    named, measured = full_plan(), plan(config, gpu=Gpu("measured", 500.0, 100.0))
+    assert named.gpu is GPUS["a100-80g"] and measured.gpu.peak_tflops == 500.0
+    assert measured.step_seconds == pytest.approx(named.step_flops / (32 * 500e12 * 0.35))
+    assert measured.sampling.step_seconds["none"] == pytest.approx(
+        measured.sampling.step_flops / (500e12 * 0.35)
+    )
+
+
+@pytest.mark.parametrize(
+    "frames, checkpointing", [(5, False), (9, False), (5, True), (49, True), (49, False)]
+)
+def test_one_gpu_setting_predicts_one_step_of_that_clip(frames, checkpointing):
+    """The check's settings: clip length and checkpointing set in the config, batch 1 on one GPU."""
+    config = load_config(None, [f"data.num_frames={frames}", f"model.gradient_checkpointing={str(checkpointing).lower()}",
+                                "train.batch_size=1", "train.micro_batch_size=1"])  # fmt: skip
+    p = plan(config, gpus=1, gpu="h200")
+    L = ((frames - 1) // 4 + 1) * 30 * 90  # 480 × 720 → 30 × 90 tokens per latent frame, both halves
+    assert p.tokens.length == L
+    stream, block = 2 * L * D, 2 * L * (22 * D + FFN)
+    m = p.memory
+    assert (m.base_weights, m.gathered, m.adapter) == (2 * p.parameters.base, 0, 16 * p.parameters.trainable)
+    assert m.activations == (N * stream + block if checkpointing else N * block) + 3 * stream
+    assert p.step_flops == p.flops.train == count_flops(config, p.tokens).train
+    assert p.step_seconds == pytest.approx(p.step_flops / (989e12 * 0.35))
+
+
+@pytest.mark.parametrize("guidance, passes", [(5.0, 2), (1.0, 1)])
+def test_sampling_step_is_one_forward_per_dit_pass(guidance, passes):
+    p = plan(load_config(None, [f"sampling.guidance={guidance}"]), gpus=1, gpu="h200")
+    assert p.sampling.passes == passes
+    assert p.sampling.step_flops == passes * p.flops.forward
+    assert p.sampling.step_seconds["none"] == p.sampling.step_seconds["model"]
+
+
+@pytest.mark.parametrize("guidance", [5.0, 1.0])
+def test_sampling_step_flops_equal_torch_flop_counter_over_generate_6d(guidance):
+    """One more sampling step of `generate_6d` costs exactly the plan's step FLOPs (encoders cancel out)."""
+    config = small_config(f"sampling.guidance={guidance}")
+    p = plan(config, gpus=1, gpu="h200")
+    model = build_model(config, count_tokens(config).latent[0]).eval()
+    autoencoder, encoders = build_autoencoder(config), build_encoders(config)
+    image = torch.rand(3, config.data.height, config.data.width) * 2 - 1
+
+    def flops(steps: int) -> int:
+        sampling = SamplingConfig(
+            frames=config.data.num_frames, steps=steps, guidance=guidance, scheduler="euler"
+        )
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            generate_6d(model, autoencoder, encoders, image, "a prompt", sampling)
+        return counter.get_total_flops()
+
+    assert flops(3) - flops(2) == p.sampling.step_flops
+
+
+def test_sequential_offload_moves_the_dit_in_and_out_on_every_pass():
+    s, dit = full_plan().sampling, full_plan().inference.components["transformer"]
+    assert s.transfer_bytes == {"none": 0, "model": 0, "sequential": 2 * 2 * dit}  # 2 passes × (in + out)
+    compute = s.step_flops / (312e12 * 0.35)
+    assert s.step_seconds["none"] == pytest.approx(compute)
+    assert s.step_seconds["sequential"] == pytest.approx(compute + 4 * dit / (HOST_LINK_GBPS * GB))
+
+
+def test_denoising_peak_is_the_dit_phase_of_each_offload_modes_peak():
+    inference, counts = full_plan().inference, full_plan().parameters
+    W = inference.working_set
+    assert inference.denoising == {
+        "none": sum(inference.components.values()) + W,
+        "model": inference.components["transformer"] + W,
+        "sequential": 2 * counts.block + W,
+    }
+    assert all(inference.denoising[mode] <= inference.modes[mode] for mode in inference.modes)
+
+
+def test_table_shows_generation_time_per_sampling_step():
+    table = format_plan(full_plan())
+    assert "generation time per sampling step, one a100-80g (batch 1, 2 DiT passes)" in table
+    assert "offload=sequential" in table and "host traffic" in table

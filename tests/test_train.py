@@ -13,10 +13,10 @@ from safetensors.torch import load_file, save_file
 
 from nanofourdnex.cache import LatentCache
 from nanofourdnex.checkpoint import OPTIMIZER_FILE, RANDOM_INIT_FILE, STATE_FILE
-from nanofourdnex.config import load_config
 from nanofourdnex.generate import load_inference
 from nanofourdnex.model import DOMAIN_FILE, LORA_FILE, TRAINED_BASE_FILE, build_model
 from nanofourdnex.train import batch_loss, step_draws, step_generator, train, training_step
+from tests.strategies import tiny_config
 
 
 def micro_config(tmp_path, run: str, **train):
@@ -27,7 +27,7 @@ def micro_config(tmp_path, run: str, **train):
         "train.batch_size=2", "train.micro_batch_size=1", "train.warmup_steps=2", "train.log_every=1",
     ]  # fmt: skip
     overrides += [f"train.{k}={v}" for k, v in train.items()]
-    return load_config("tiny", overrides)
+    return tiny_config(*overrides)
 
 
 def rows(run_dir):
@@ -165,7 +165,7 @@ def step_gradients(model, data, config) -> tuple[torch.Tensor, list[torch.Tensor
 
 
 def test_the_step_gives_the_global_batch_mean_loss_and_gradient_for_every_micro_batch_size(tmp_path):
-    config = load_config("tiny", ["model.num_layers=1", "train.batch_size=4", "data.num_frames=5"])
+    config = tiny_config("model.num_layers=1", "train.batch_size=4", "data.num_frames=5")
     data = write_cache(tmp_path / "cache", 5)
     model = build_model(config, latent_channels=12, seed=0)
     with torch.no_grad():  # trained-looking adapters: every trainable tensor gets a gradient
@@ -196,7 +196,7 @@ def test_a_cached_clip_holds_its_targets_condition_and_triggered_caption_embeddi
     g = torch.Generator().manual_seed(3)
     rgb, xyz = torch.rand(3, 5, 8, 12, generator=g) * 2 - 1, torch.rand(3, 5, 8, 12, generator=g) * 2 - 1
     autoencoder = SixDAutoencoder(PixelShuffleAutoencoder(2), xyz_mean=0.3, xyz_std=2.0)
-    encoders = build_encoders(load_config("tiny"))
+    encoders = build_encoders(tiny_config())
     entry = encode_sample(rgb, xyz, "a blue box slides left", autoencoder, encoders, "width")
     encode = autoencoder.base.encode
     torch.testing.assert_close(entry["rgb"], encode(rgb[None])[0])

@@ -37,6 +37,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from IPython import get_ipython
 from IPython.display import Image, display
 
 from nanofourdnex.data import RawClip, clip_sample, normalize_pointmaps, to_first_camera, unproject
@@ -52,7 +53,11 @@ HEIGHT, WIDTH = 48, 72
 
 
 def show(path: Path) -> None:
-    display(Image(filename=str(path)))
+    """Show a figure in a notebook; run as a plain script, say where it was written."""
+    if get_ipython() is None:
+        print("figure written to", path)
+    else:
+        display(Image(filename=str(path)))
 
 
 # %% [markdown]

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from IPython import get_ipython
 from IPython.display import Image, display
 from torch import nn
 
@@ -68,7 +69,11 @@ torch.manual_seed(0)
 
 
 def show(path: Path) -> None:
-    display(Image(filename=str(path)))
+    """Show a figure in a notebook; run as a plain script, say where it was written."""
+    if get_ipython() is None:
+        print("figure written to", path)
+    else:
+        display(Image(filename=str(path)))
 
 
 # %% [markdown]
@@ -312,3 +317,6 @@ assert flow_matching_loss(velocity_target(x0, x1), x0, x1).item() == 0.0  # Eq. 
 # %% [markdown]
 # A trained 4DNeX replaces `point_mass_velocity` with the LoRA-tuned Wan DiT conditioned on the image and
 # text (notebook 05); the rest of generation is this loop.
+
+# %%
+print("figures in", OUT)

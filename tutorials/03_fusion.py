@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
+from IPython import get_ipython
 from IPython.display import Image, display
 
 from nanofourdnex.data import RawClip, clip_sample
@@ -52,7 +53,11 @@ HEIGHT, WIDTH = 32, 48
 
 
 def show(path: Path) -> None:
-    display(Image(filename=str(path)))
+    """Show a figure in a notebook; run as a plain script, say where it was written."""
+    if get_ipython() is None:
+        print("figure written to", path)
+    else:
+        display(Image(filename=str(path)))
 
 
 # %% [markdown]
@@ -249,3 +254,6 @@ assert packed[0, :, 1:].eq(0).all()
 # The DiT's input is then the channel stack $[x_t ; M ; c]$ — noise latent, this mask, and the fused
 # condition $c = $ fuse($\mathcal{E}[I_0, 0, \ldots]$, $\mathcal{E}[X^{init}, 0, \ldots]$) — Wan I2V's
 # 16 + 4 + 16 = 36 channels. Notebook 05 trains it.
+
+# %%
+print("figures in", OUT)

@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from IPython import get_ipython
 from IPython.display import Image, display
 
 import nanofourdnex
@@ -64,7 +65,11 @@ ADAM_ITERATIONS = 300 if QUICK else 1500  # the public code's setting is 1500
 
 
 def show(path: Path) -> None:
-    display(Image(filename=str(path)))
+    """Show a figure in a notebook; run as a plain script, say where it was written."""
+    if get_ipython() is None:
+        print("figure written to", path)
+    else:
+        display(Image(filename=str(path)))
 
 
 # %% [markdown]
@@ -194,3 +199,6 @@ assert rotation_error(ours.R, small_R) < rotation_error(R_adam, small_R)
 # cameras are still degrees off. Eliminating $d$ in closed form turns the same Eq. 12 into a small, well-conditioned
 # problem that Gauss-Newton solves to machine precision in milliseconds. At the paper's 49×480×720 the
 # benchmark (`OMP_NUM_THREADS=1 python benchmarks/recover_cameras.py`) puts the gap at hours versus seconds.
+
+# %%
+print("figures in", OUT)

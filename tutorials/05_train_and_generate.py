@@ -35,6 +35,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from IPython import get_ipython
 from IPython.display import Image, display
 
 from nanofourdnex.config import load_config
@@ -53,7 +54,11 @@ SAMPLING_STEPS = 10 if QUICK else 50
 
 
 def show(path: Path) -> None:
-    display(Image(filename=str(path)))
+    """Show a figure in a notebook; run as a plain script, say where it was written."""
+    if get_ipython() is None:
+        print("figure written to", path)
+    else:
+        display(Image(filename=str(path)))
 
 
 # %% [markdown]

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from IPython import get_ipython
 from IPython.display import Image, display
 
 from nanofourdnex.config import Config, differing_fields, load_config
@@ -50,7 +51,11 @@ GPU_COUNTS = (1, 4, 32) if QUICK else (1, 2, 4, 8, 16, 32)
 
 
 def show(path: Path) -> None:
-    display(Image(filename=str(path)))
+    """Show a figure in a notebook; run as a plain script, say where it was written."""
+    if get_ipython() is None:
+        print("figure written to", path)
+    else:
+        display(Image(filename=str(path)))
 
 
 # %% [markdown]
@@ -215,3 +220,6 @@ for line in differences:
 # the FFN adapted too) and a higher learning rate; bf16 and gradient
 # checkpointing are GPU economies switched off on the CPU. Everything else — fusion, RoPE, the mask, the loss,
 # the sampler, the checkpoint format — is shared, which is why the tiny run tests the full one.
+
+# %%
+print("figures in", OUT)

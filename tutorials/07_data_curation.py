@@ -35,6 +35,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from IPython import get_ipython
 from IPython.display import Image, display
 
 from nanofourdnex.paper.curvature import camera_centers_from_c2w, camera_smoothness, curvature, is_smooth
@@ -57,7 +58,11 @@ rng = np.random.default_rng(0)
 
 
 def show(path: Path) -> None:
-    display(Image(filename=str(path)))
+    """Show a figure in a notebook; run as a plain script, say where it was written."""
+    if get_ipython() is None:
+        print("figure written to", path)
+    else:
+        display(Image(filename=str(path)))
 
 
 # %% [markdown]
@@ -224,3 +229,6 @@ assert kept[:CLIPS].all() and not kept[CLIPS:].any()
 # geometric curvature — on a circle of radius ρ walked at constant speed it equals $1/(2\rho)$, and on a
 # straight line it is non-zero whenever the speed changes — and it scales as 1/length, so thresholds only
 # mean something for trajectories on a common scale (e.g. after the point-map normalisation of notebook 01).
+
+# %%
+print("figures in", OUT)

@@ -92,8 +92,8 @@ class Budget:
     train_clips: int
     val_clips: int
     sample_steps: int
-    num_frames: int = 5  # 4k + 1 → (k + 1) latent frames
-    num_layers: int = 0  # 0: the tiny preset's backbone depth
+    num_frames: int = 9  # 4k + 1 → (k + 1) latent frames; 9: the clips the shipped base was pretrained on
+    num_layers: int = 0  # 0: the tiny preset's pretrained base; n > 0: a random base of n blocks (quick tests)
 
     def __post_init__(self):
         for name in ("steps", "seeds", "train_clips", "val_clips", "sample_steps"):
@@ -102,7 +102,7 @@ class Budget:
 
 
 DEFAULT_BUDGET = Budget(steps=120, seeds=3, train_clips=64, val_clips=8, sample_steps=20)
-QUICK_BUDGET = Budget(steps=2, seeds=1, train_clips=4, val_clips=2, sample_steps=2, num_layers=1)
+QUICK_BUDGET = Budget(steps=2, seeds=1, train_clips=4, val_clips=2, sample_steps=2, num_frames=5, num_layers=1)
 
 
 def parse_strategies(text: str) -> list[str]:
@@ -124,8 +124,8 @@ def ablation_config(out: Path, budget: Budget) -> Config:
         f"data.num_frames={budget.num_frames}", f"train.steps={budget.steps}",
         f"train.warmup_steps={max(1, budget.steps // 10)}", f'train.out="{out}"',
     ]  # fmt: skip
-    if budget.num_layers:
-        overrides.append(f"model.num_layers={budget.num_layers}")
+    if budget.num_layers:  # a random base of its own depth instead of the shipped one
+        overrides += [f"model.num_layers={budget.num_layers}", 'model.model_dir=""']
     return load_config("tiny", [*overrides, 'model.fusion="width"', 'autoencoder.kind="pixel"'])
 
 
@@ -496,13 +496,15 @@ def verdict(result: AblationResult) -> list[str]:
         (w, w_std), (o, o_std) = summary["width"][key], summary[best_other][key]
         gap = sign * (o - w)  # > 0: width is better
         noise = max(w_std, o_std)
-        judged = (
-            "beyond" if abs(gap) > noise and result.budget.seeds > 1 else "within"
-        )  # one seed has no spread to judge by
+        if result.budget.seeds > 1:
+            judged = "beyond" if abs(gap) > noise else "within"
+            spread_note = f"{judged} the larger seed spread ({noise:.{DIGITS[key] + 1}f})"
+        else:
+            spread_note = "one seed: no spread to judge the gap by"
         lines.append(
             f"- {LABELS[key]}: width ranks {order.index('width') + 1}/{len(order)}; "
             f"{'ahead of' if gap > 0 else 'behind'} the best other ({best_other}) by {abs(gap):.{DIGITS[key] + 1}f}, "
-            f"{judged} the larger seed spread ({noise:.{DIGITS[key] + 1}f})."
+            f"{spread_note}."
         )  # fmt: skip
     return lines
 

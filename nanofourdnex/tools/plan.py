@@ -77,7 +77,20 @@ Inference memory (bf16 weights, batch 1, cond and uncond passes run one after th
                                                                   leaf-by-leaf hooks hold less)
     W = 2·L·max(10·d, 3·d + 2·F) B: the working set of one block without autograd (residual stream
     in bf16 and fp32, q, k, v, roped q, k, two attention outputs; or the FFN hidden and its GELU).
-    An estimate (no GPU to measure on); VAE decoding activations are not modelled.
+    An estimate (no GPU to measure on); VAE decoding activations are not modelled. While the DiT
+    denoises, the peak is the first term of each line (`InferenceMemory.denoising`); the encoders'
+    turn before it (model offload) or the UMT5 embedding (sequential) can set the overall peak.
+
+Generation time per sampling step (one GPU, batch 1; `Sampling`):
+
+    passes        2 with classifier-free guidance (conditional, then unconditional), 1 at guidance 1
+    step FLOPs  = passes × S × forward                                  (unfused LoRA included)
+    step time   = step FLOPs / (peak × mfu) + host traffic / HOST_LINK_GBPS
+    host traffic: none, model 0 per step (model offload moves the DiT once per video); sequential
+                  2 × DiT bytes per pass: diffusers' group offloading without streams copies every
+                  block in before it runs and back out after it (`generate.place`).
+
+`benchmarks/gpu_check.py` measures these predictions on one GPU, setting by setting (specs/plan.md).
 """
 
 from __future__ import annotations
@@ -121,6 +134,11 @@ BLOCK_ACTIVATIONS = {False: (22, 1), True: (23, 2)}
 OUTSIDE_ACTIVATIONS = 3  # bf16 copies of the (L, d) stream saved outside the blocks
 INFERENCE_ATTENTION_ROWS = 10  # d-wide bf16 rows live in one block's attention without autograd
 INFERENCE_FFN_ROWS = 3  # d-wide bf16 rows live beside the 2 F-wide FFN rows
+
+# Host ↔ GPU copy rate of pageable memory, each direction (GB/s): an assumption, not a data-sheet
+# figure (PCIe 4.0/5.0 × 16 carries 25-50 GB/s from pinned memory; pageable copies go through a staging
+# buffer). benchmarks/gpu_check.py measures it.
+HOST_LINK_GBPS = 16.0
 
 # Backward cost per forward FLOP (see the module docstring).
 ATTENTION_BACKWARD = 2.5
@@ -247,7 +265,18 @@ class InferenceMemory:
 
     components: dict[str, float]
     working_set: float
-    modes: dict[str, float]
+    modes: dict[str, float]  # the peak of the whole generation
+    denoising: dict[str, float]  # the peak while the DiT denoises
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One sampling step of generation on one GPU, batch 1: DiT passes, FLOPs, host traffic, time per offload mode."""
+
+    passes: int  # DiT forwards per step: 2 with classifier-free guidance, 1 without
+    step_flops: float
+    transfer_bytes: dict[str, float]  # host ↔ GPU bytes per step
+    step_seconds: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -265,6 +294,7 @@ class Plan:
     memory_with_checkpointing: TrainingMemory
     memory_without_checkpointing: TrainingMemory
     inference: InferenceMemory
+    sampling: Sampling
 
     @property
     def sample_flops(self) -> float:
@@ -486,18 +516,43 @@ def inference_memory(config: Config, parameters: ParameterCount, tokens: TokenCo
     components = {"transformer": BF16 * (parameters.base + parameters.domain)}
     components |= {name: BF16 * n for name, n in encoders.items()}
     largest_text_piece = UMT5_XXL_EMBEDDING_PARAMS if uses_wan_encoders(config) else encoders["text encoder"]
-    modes = {
+    denoising = {
         "none": sum(components.values()) + working,
-        "model": max(components["transformer"] + working, *components.values()),
-        "sequential": max(BF16 * parameters.block + working, BF16 * largest_text_piece),
+        "model": components["transformer"] + working,
+        "sequential": BF16 * parameters.block + working,
     }
-    return InferenceMemory(components, working, modes)
+    modes = {
+        "none": denoising["none"],
+        "model": max(denoising["model"], *components.values()),
+        "sequential": max(denoising["sequential"], BF16 * largest_text_piece),
+    }
+    return InferenceMemory(components, working, modes, denoising)
 
 
-def plan(config: Config, *, gpus: int = 32, gpu: str = "a100-80g", mfu: float = 0.35) -> Plan:
-    """Parameters, tokens, FLOPs, run time and memory of `config` trained on `gpus` × `gpu`."""
-    if gpu not in GPUS:
-        raise ValueError(f"unknown gpu {gpu!r}; expected one of {', '.join(GPUS)}")
+def sampling_time(
+    config: Config, tokens: TokenCount, flops: Flops, inference: InferenceMemory, gpu: Gpu, mfu: float
+) -> Sampling:
+    """FLOPs, host traffic and seconds of one sampling step per offload mode (formulas in the module docstring)."""
+    passes = 1 if config.sampling.guidance == 1.0 else 2  # generate_6d skips the unconditional pass at g = 1
+    step_flops = passes * tokens.sequences * flops.forward
+    dit = inference.components["transformer"]
+    transfer = {"none": 0.0, "model": 0.0, "sequential": passes * 2 * dit}  # each block in, then out
+    compute = step_flops / (gpu.peak_tflops * 1e12 * mfu)
+    seconds = {mode: compute + moved / (HOST_LINK_GBPS * GB) for mode, moved in transfer.items()}
+    return Sampling(passes, step_flops, transfer, seconds)
+
+
+def plan(config: Config, *, gpus: int = 32, gpu: str | Gpu = "a100-80g", mfu: float = 0.35) -> Plan:
+    """Parameters, tokens, FLOPs, run time and memory of `config` trained on `gpus` × `gpu`.
+
+    `gpu` names a row of GPUS or is a `Gpu` of its own (a device measured by benchmarks/gpu_check.py).
+    One measured setting is a config: `data.num_frames`, `data.height`, `data.width`,
+    `model.gradient_checkpointing`, `train.batch_size = 1` on `gpus = 1` predict one step on one GPU.
+    """
+    if isinstance(gpu, str):
+        if gpu not in GPUS:
+            raise ValueError(f"unknown gpu {gpu!r}; expected one of {', '.join(GPUS)}")
+        gpu = GPUS[gpu]
     if gpus < 1:
         raise ValueError(f"gpus must be >= 1, got {gpus}")
     if not 0 < mfu <= 1:
@@ -516,9 +571,11 @@ def plan(config: Config, *, gpus: int = 32, gpu: str = "a100-80g", mfu: float = 
         )
     tokens = count_tokens(config)
     parameters = count_parameters(config)
+    flops = count_flops(config, tokens)
+    inference = inference_memory(config, parameters, tokens)
     return Plan(
         gpus=gpus,
-        gpu=GPUS[gpu],
+        gpu=gpu,
         mfu=mfu,
         steps=train.steps,
         batch_size=train.batch_size,
@@ -526,10 +583,11 @@ def plan(config: Config, *, gpus: int = 32, gpu: str = "a100-80g", mfu: float = 
         micro_batch=micro_batch,
         parameters=parameters,
         tokens=tokens,
-        flops=count_flops(config, tokens),
+        flops=flops,
         memory_with_checkpointing=training_memory(config, parameters, tokens, gpus, micro_batch, True),
         memory_without_checkpointing=training_memory(config, parameters, tokens, gpus, micro_batch, False),
-        inference=inference_memory(config, parameters, tokens),
+        inference=inference,
+        sampling=sampling_time(config, tokens, flops, inference, gpu, mfu),
     )
 
 
@@ -606,6 +664,13 @@ def format_plan(p: Plan) -> str:
     rows += [(name, *_si(size, "B")) for name, size in p.inference.components.items()]
     rows.append(("DiT working set", *_si(p.inference.working_set, "B (estimate)")))
     rows += [(f"peak, offload={mode}", *_si(size, "B")) for mode, size in p.inference.modes.items()]
+    s = p.sampling
+    rows.append(f"generation time per sampling step, one {p.gpu.name} (batch 1, {s.passes} DiT passes)")
+    rows.append(("FLOPs", *_si(s.step_flops, "FLOP")))
+    for mode, seconds in s.step_seconds.items():
+        traffic = " ".join(_si(s.transfer_bytes[mode], "B"))
+        unit = f"s (+ {traffic} host traffic at {HOST_LINK_GBPS:g} GB/s)" if s.transfer_bytes[mode] else "s"
+        rows.append((f"offload={mode}", f"{seconds:.3g}", unit))
     width = max(len(r[0]) for r in rows if isinstance(r, tuple))
     value_width = max(len(r[1]) for r in rows if isinstance(r, tuple))
     lines = []
