@@ -93,7 +93,9 @@ class Budget:
     val_clips: int
     sample_steps: int
     num_frames: int = 9  # 4k + 1 → (k + 1) latent frames; 9: the clips the shipped base was pretrained on
-    num_layers: int = 0  # 0: the tiny preset's pretrained base; n > 0: a random base of n blocks (quick tests)
+    num_layers: int = (
+        0  # 0: the tiny preset's pretrained base; n > 0: a random base of n blocks (quick tests)
+    )
 
     def __post_init__(self):
         for name in ("steps", "seeds", "train_clips", "val_clips", "sample_steps"):
@@ -102,7 +104,9 @@ class Budget:
 
 
 DEFAULT_BUDGET = Budget(steps=120, seeds=3, train_clips=64, val_clips=8, sample_steps=20)
-QUICK_BUDGET = Budget(steps=2, seeds=1, train_clips=4, val_clips=2, sample_steps=2, num_frames=5, num_layers=1)
+QUICK_BUDGET = Budget(
+    steps=2, seeds=1, train_clips=4, val_clips=2, sample_steps=2, num_frames=5, num_layers=1
+)
 
 
 def parse_strategies(text: str) -> list[str]:
