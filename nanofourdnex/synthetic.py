@@ -11,7 +11,10 @@ analytically, so every pixel's depth and world point is known in closed form. A 
     turning by about 5-25° over the clip,
 
 shaded with one directional light (ambient + Lambertian, with cast shadows of the objects).
-Everything follows from the seed (numpy's PCG64), so a scene is reproducible bit for bit.
+A pixel's colour is the mean of S × S rays spread evenly over its square (S = `supersample`, 3 by
+default): anti-aliased, as a camera's pixel integrates light, so a 16 × 24 frame shows a blurred
+checkerboard rather than a moiré of single samples. Depth and the point map are exact at pixel
+centres (the middle ray, S odd). Everything follows from the seed (numpy's PCG64), so a scene is reproducible bit for bit.
 
 Conventions (the whole project's):
 * World frame: z up, the ground at z = 0, the camera looking towards +y.
@@ -201,12 +204,16 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def make_scene(seed: int, num_frames: int = 17, height: int = 64, width: int = 96) -> Scene:
-    """Render the scene drawn from `seed`: T = num_frames frames of H × W pixels."""
+def make_scene(
+    seed: int, num_frames: int = 17, height: int = 64, width: int = 96, supersample: int = 3
+) -> Scene:
+    """Render the scene drawn from `seed`: T = num_frames frames of H × W pixels, S × S rays per pixel colour."""
     if num_frames < 1 or height < 2 or width < 2:
         raise ValueError(
             f"need num_frames >= 1 and height, width >= 2, got ({num_frames}, {height}, {width})"
         )
+    if supersample < 1 or supersample % 2 == 0:
+        raise ValueError(f"supersample must be odd and >= 1 (a ray through the centre), got {supersample}")
     rng = np.random.default_rng(seed)
     s = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)  # clip time in [0, 1]
     ease = (1 - np.cos(np.pi * s)) / 2  # smooth start and stop
@@ -257,9 +264,13 @@ def make_scene(seed: int, num_frames: int = 17, height: int = 64, width: int = 9
             verb = "spins" if abs(spin) > np.radians(40) else "slides"
             phrases.append(f"{_article(colour_name)} {colour_name} box {verb} {_direction(dx)}")
 
-    # Rays: origin o = camera centre, direction d = R·K⁻¹[u, v, 1]ᵀ (camera z = 1, so t = depth).
+    # Rays: origin o = camera centre, direction d = R·K⁻¹[u, v, 1]ᵀ (camera z = 1, so t = depth), S² per
+    # pixel at offsets (j − (S − 1)/2)/S, pixel after pixel; the middle one, offset 0, is the pixel centre.
+    offsets = (np.arange(supersample) - (supersample - 1) / 2) / supersample
+    dv, du = (a.ravel() for a in np.meshgrid(offsets, offsets, indexing="ij"))
     v, u = np.mgrid[0:height, 0:width].astype(np.float64)
-    pixels = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], -1)  # (N, 3)
+    u, v = (u.reshape(-1, 1) + du).ravel(), (v.reshape(-1, 1) + dv).ravel()  # (N·S²,)
+    pixels = np.stack([u, v, np.ones(u.size)], -1)
     rays_cam = pixels @ np.linalg.inv(K).T  # (N, 3)
     d = rays_cam @ c2w[:, :3, :3].transpose(0, 2, 1)  # R·K⁻¹[u, v, 1]ᵀ as rows (T, N, 3)
     o = c2w[:, None, :3, 3]  # (T, 1, 3)
@@ -283,9 +294,13 @@ def make_scene(seed: int, num_frames: int = 17, height: int = 64, width: int = 9
     for obj in objects:
         shadow |= np.isfinite(obj.hit(start, light_dir))
     lambert = np.clip(_dot(normal, LIGHT), 0, None) * ~shadow
-    rgb = np.clip(albedo * (AMBIENT + (1 - AMBIENT) * lambert)[..., None] * 255 + 0.5, 0, 255).astype(
-        np.uint8
-    )
+    colour = albedo * (AMBIENT + (1 - AMBIENT) * lambert)[..., None]  # (T, N·S², 3) in [0, 1]
+    samples = supersample**2
+    colour = colour.reshape(num_frames, -1, samples, 3).mean(2)  # the pixel's mean over its rays
+    rgb = np.clip(colour * 255 + 0.5, 0, 255).astype(np.uint8)
+    centre = samples // 2  # the ray through the pixel centre
+    depth = depth.reshape(num_frames, -1, samples)[:, :, centre]
+    xyz = xyz.reshape(num_frames, -1, samples, 3)[:, :, centre]
 
     turn = "orbits to the right" if dphi > 0 else "orbits to the left"
     dolly = " while moving closer" if dr < -0.5 else (" while pulling back" if dr > 0.2 else "")

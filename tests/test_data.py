@@ -122,6 +122,26 @@ def test_scene_points_project_to_their_pixels_at_their_depth(scene):
     np.testing.assert_allclose(z, scene.depth, rtol=1e-6)  # depth is camera z, stored as float32
 
 
+@given(seeds, st.sampled_from([3, 5]))
+def test_a_pixel_colour_is_the_mean_of_its_sub_pixel_rays_and_its_point_the_centre_ray(seed, s):
+    """Supersampling S: the colour of pixel (u, v) is the mean over rays through (u + a, v + b) with
+    a, b ∈ {(j − (S−1)/2)/S}, which are the pixel centres of the S×-finer image whose K has focal S·f and
+    principal point S·c + (S−1)/2 (the scene's own K at S·W × S·H); depth and XYZ are the centre ray's."""
+    coarse = make_scene(seed, 2, 4, 6, supersample=s)
+    fine = make_scene(seed, 2, 4 * s, 6 * s, supersample=1)
+    blocks = fine.rgb.reshape(2, 4, s, 6, s, 3).astype(np.float64).mean((2, 4))
+    assert np.mean(np.abs(blocks - coarse.rgb) <= 1) > 0.99  # each fine sample was rounded to 8 bits alone
+    single = make_scene(seed, 2, 4, 6, supersample=1)
+    assert np.array_equal(coarse.xyz, single.xyz) and np.array_equal(coarse.depth, single.depth)
+    np.testing.assert_allclose(coarse.xyz, fine.xyz[:, s // 2 :: s, s // 2 :: s], atol=1e-9)
+
+
+@pytest.mark.parametrize("supersample", [0, 2, -1])
+def test_supersampling_needs_an_odd_count_so_a_ray_goes_through_the_centre(supersample):
+    with pytest.raises(ValueError, match="odd"):
+        make_scene(0, 1, 4, 6, supersample=supersample)
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_camera_moves_smoothly_and_turns_a_few_to_twenty_five_degrees(seed):
     c2w = make_scene(seed, **SMALL | {"num_frames": 17}).c2w
