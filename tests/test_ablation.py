@@ -27,9 +27,12 @@ from nanofourdnex.paper.reprojection import CameraRecovery, intrinsics, recover_
 from nanofourdnex.synthetic import make_scene
 from nanofourdnex.tools.ablation import (
     QUICK_BUDGET,
+    AblationResult,
+    RunResult,
     condition_halves,
     explained_rgb_change,
     run_ablation,
+    table,
     variant_loss,
 )
 from nanofourdnex.tools.fusion_variants import (
@@ -263,13 +266,32 @@ def test_quick_ablation_writes_a_table_row_with_finite_numbers_per_strategy(tmp_
     rows = {line.split("|")[1].strip(): line for line in (tmp_path / "ablation.md").read_text().splitlines()
             if line.startswith("| ")}  # fmt: skip
     for name in VARIANTS:
-        cells = rows[name].split("|")[3:8]  # val loss, point error, alignment, rotation, focal
+        cells = rows[name].split("|")[3:9]  # val loss, point error, alignment, rotation, focal, RGB PSNR
         numbers = [float(m) for cell in cells for m in re.findall(r"-?\d+\.\d+", cell)]
-        assert len(numbers) == 10 and all(math.isfinite(n) for n in numbers), rows[name]
+        assert len(numbers) == 12 and all(math.isfinite(n) for n in numbers), rows[name]
+    assert not any("base alone" in row for row in rows)  # --quick's base is random: no prior to keep
     runs = json.loads((tmp_path / "ablation.json").read_text())["runs"]
     assert sorted(r["strategy"] for r in runs) == sorted(VARIANTS)
     assert all(r["step_seconds"] > 0 and r["trainable_parameters"] > 0 for r in runs)
     assert (tmp_path / "ablation.png").stat().st_size > 0
+
+
+def test_the_table_carries_the_base_alone_as_the_rgb_reference_and_seed_spreads_per_strategy():
+    """The base-alone row holds the mean ± sample std of its per-scene PSNRs in the RGB column only;
+    a strategy's cells are mean ± sample std over its seeds."""
+    runs = [
+        RunResult("width", seed, 0.5, 0.1, 0.2, 3.0, 4.0, psnr, 0, 10, 2, 0.1)
+        for seed, psnr in enumerate([20.0, 24.0])
+    ]
+    result = AblationResult(["width"], QUICK_BUDGET, runs, [0.3, 0.5], [21.0, 23.0], (12, 2, 16, 24), 1.0)
+    rows = {line.split("|")[1].strip(): line.split("|")[3:9] for line in table(result).splitlines()}
+    assert rows["width"][5].strip() == f"22.00 ± {np.std([20.0, 24.0], ddof=1):.2f}"
+    base = rows["pretrained base alone, RGB only"]
+    assert base[5].strip() == f"22.00 ± {np.std([21.0, 23.0], ddof=1):.2f} (over scenes)"
+    assert [cell.strip() for cell in base[:5]] == ["—"] * 5
+    assert rows["ground truth"][5].strip() == "∞"
+    empty = dataclasses.replace(result, base_rgb_psnr=[])
+    assert "base alone" not in table(empty)
 
 
 def test_worker_processes_reproduce_the_in_process_numbers(tmp_path):

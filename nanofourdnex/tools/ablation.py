@@ -23,6 +23,9 @@ and the same random draws, samples the same held-out scenes from the same noise,
   XYZ: mean geodesic angle between the relative rotations R_k R₀ᵀ (frames k ≥ 1) and |f/f_gt − 1|
   (`scores.rotation_error`, `scores.focal_error`);
   a fit that diverges counts as a failure and is left out of the camera and alignment numbers;
+* RGB PSNR — frames 1..T of the sample against the true frames: how much of the base's video prior
+  the variant kept. With a pretrained base the table carries, as the reference, the base alone
+  generating RGB videos of the same scenes (`pretrain.sample_i2v`, same steps, no guidance);
 * interaction distance (Fig. 5) at this run's latent shape and at the paper's (16, 13, 60, 90);
 * cost — trainable parameters, those of the modules a variant adds (adapters, switchers, CDSA,
   domain embeddings), and the median wall time of a training step.
@@ -53,7 +56,7 @@ from tqdm import tqdm
 
 from .. import viz
 from ..autoencoder import build_autoencoder
-from ..cache import LatentCache, prepare_cache
+from ..cache import LatentCache, clip_dataset, prepare_cache
 from ..conditioning import build_encoders
 from ..config import Config, load_config
 from ..paper.flow_matching import flow_matching_loss, interpolate, make_scheduler, sample_flow
@@ -62,17 +65,18 @@ from ..paper.reprojection import CameraRecovery, recover_cameras
 from ..synthetic import ensure_synthetic_data
 from ..train import make_optimizer, training_step, validation_loss
 from .fusion_variants import VARIANTS, FusionVariant, build_variant, variant_interaction_distance
-from .scores import focal_error, point_error, rotation_error
+from .scores import focal_error, point_error, psnr, rotation_error
 
 PAPER_LATENT = (16, 13, 60, 90)  # 49 frames of 480×720 through the Wan VAE
 SAMPLE_SEED = 1_000_000  # noise generator of sample i of a seed
-METRICS = ("val_loss", "point_error", "alignment", "rotation_error", "focal_error")
+METRICS = ("val_loss", "point_error", "alignment", "rotation_error", "focal_error", "rgb_psnr")
 LABELS = {
     "val_loss": "val loss ↓",
     "point_error": "point error ↓",
     "alignment": "RGB-XYZ alignment ↑",
     "rotation_error": "rotation error (°) ↓",
     "focal_error": "focal error (%) ↓",
+    "rgb_psnr": "RGB PSNR (dB) ↑",
 }
 LOWER_IS_BETTER = {
     "val_loss": True,
@@ -80,6 +84,7 @@ LOWER_IS_BETTER = {
     "alignment": False,
     "rotation_error": True,
     "focal_error": True,
+    "rgb_psnr": False,
 }
 
 
@@ -253,23 +258,25 @@ class SceneScore:
     rotation_error: float
     focal_error: float
     fit_failed: bool
+    rgb_psnr: float
 
 
 def score_sample(
-    rgb: np.ndarray, xyz: np.ndarray, gt_xyz: np.ndarray, gt_recovery: CameraRecovery
+    rgb: np.ndarray, xyz: np.ndarray, gt_rgb: np.ndarray, gt_xyz: np.ndarray, gt_recovery: CameraRecovery
 ) -> SceneScore:
     """All per-scene metrics of one generated 6D video (T, H, W, 3) against its ground truth."""
-    error = point_error(xyz, gt_xyz)
+    error, rgb_psnr = point_error(xyz, gt_xyz), psnr(rgb[1:], gt_rgb[1:])
     try:
         recovery = recover_cameras(xyz)
     except ValueError:  # a diverged fit: no cameras for this sample
-        return SceneScore(error, math.nan, math.nan, math.nan, fit_failed=True)
+        return SceneScore(error, math.nan, math.nan, math.nan, fit_failed=True, rgb_psnr=rgb_psnr)
     return SceneScore(
         point_error=error,
         alignment=explained_rgb_change(rgb, xyz, recovery),
         rotation_error=rotation_error(recovery, gt_recovery),
         focal_error=100 * focal_error(recovery, gt_recovery),  # in percent
         fit_failed=False,
+        rgb_psnr=rgb_psnr,
     )
 
 
@@ -284,6 +291,7 @@ class RunResult:
     alignment: float
     rotation_error: float
     focal_error: float
+    rgb_psnr: float
     fit_failures: int
     trainable_parameters: int
     added_parameters: int
@@ -296,6 +304,7 @@ class AblationResult:
     budget: Budget
     runs: list[RunResult]
     reference_alignment: list[float]  # ground truth, per held-out scene
+    base_rgb_psnr: list[float]  # the pretrained base alone, per held-out scene; [] for a random base
     latent_shape: tuple[int, int, int, int]  # (z, f, h, w) of one modality
     seconds: float
     samples: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # seed 0, scene 0
@@ -320,7 +329,8 @@ class RunTask:
     config: Config
     cache: Path  # out/cache, with train/ and val/ latents
     sample_steps: int
-    gt_xyz: np.ndarray  # (N, T, H, W, 3) held-out ground truth
+    gt_rgb: np.ndarray  # (N, T, H, W, 3) held-out ground truth in [0, 1]
+    gt_xyz: np.ndarray
     gt_recoveries: list[CameraRecovery]
     progress: bool = False
 
@@ -342,8 +352,8 @@ def run_one(task: RunTask) -> tuple[RunResult, tuple[np.ndarray, np.ndarray]]:
     noise = clip_noise(val_data, scenes, SAMPLE_SEED + 1_000 * task.seed)
     latents = sample_latents(variant, val_data.batch(scenes), noise, task.sample_steps)
     rgb, xyz = decode(build_autoencoder(config), *latents)
-    pairs = zip(rgb, xyz, task.gt_xyz, task.gt_recoveries, strict=True)
-    scores = [score_sample(r, x, g, c) for r, x, g, c in pairs]
+    truths = zip(rgb, xyz, task.gt_rgb, task.gt_xyz, task.gt_recoveries, strict=True)
+    scores = [score_sample(*truth) for truth in truths]
     result = RunResult(
         strategy=task.strategy,
         seed=task.seed,
@@ -352,6 +362,7 @@ def run_one(task: RunTask) -> tuple[RunResult, tuple[np.ndarray, np.ndarray]]:
         alignment=nanmean(s.alignment for s in scores),
         rotation_error=nanmedian(s.rotation_error for s in scores),  # medians: a bad fit's focal is unbounded
         focal_error=nanmedian(s.focal_error for s in scores),
+        rgb_psnr=nanmean(s.rgb_psnr for s in scores),
         fit_failures=sum(s.fit_failed for s in scores),
         trainable_parameters=sum(p.numel() for p in variant.trainable_parameters()),
         added_parameters=variant.added_parameters(),
@@ -385,7 +396,8 @@ def run_ablation(
     gt_rgb, gt_xyz = decode(build_autoencoder(config), val_batch["rgb"], val_batch["xyz"])
     gt_recoveries = [recover_cameras(x) for x in gt_xyz]
     reference = [explained_rgb_change(r, x, c) for r, x, c in zip(gt_rgb, gt_xyz, gt_recoveries, strict=True)]
-    result = AblationResult(strategies, budget, [], reference, tuple(train_data[0]["rgb"].shape), 0.0)
+    base = base_rgb_psnr(config, encoders, gt_rgb, budget.sample_steps) if config.model.model_dir else []
+    result = AblationResult(strategies, budget, [], reference, base, tuple(train_data[0]["rgb"].shape), 0.0)
     result.samples["ground truth"] = (gt_rgb[0], gt_xyz[0])
 
     tasks = [
@@ -395,6 +407,7 @@ def run_ablation(
             config,
             out / "cache",
             budget.sample_steps,
+            gt_rgb,
             gt_xyz,
             gt_recoveries,
             progress and workers == 1,
@@ -426,6 +439,24 @@ def run_ablation(
     return result
 
 
+def base_rgb_psnr(config: Config, encoders, gt_rgb: np.ndarray, steps: int) -> list[float]:
+    """Frames 1..T PSNR per held-out scene of the pretrained base alone, sampling RGB videos from each
+    scene's first frame and caption: what a variant's RGB would score had 6D training cost it nothing."""
+    from ..model import build_transformer
+    from ..pretrain import sample_i2v
+
+    autoencoder = build_autoencoder(config)
+    base = build_transformer(config.model, autoencoder.latent_channels).eval()
+    sampling = dataclasses.replace(config.sampling, guidance=1.0, steps=steps, frames=config.data.num_frames)
+    clips = clip_dataset(config, config.data.val_root)  # the order of the validation cache
+    scores = []
+    for index, truth in enumerate(gt_rgb):
+        clip = clips[index]
+        video = sample_i2v(base, autoencoder, encoders, clip.first_frame, clip.caption, sampling).numpy()
+        scores.append(psnr(video[1:] / 255.0, truth[1:]))
+    return scores
+
+
 def spread(values: list[float]) -> tuple[float, float]:
     """(mean, sample standard deviation; 0 for one value) of the finite values; nan if none."""
     values = [v for v in values if math.isfinite(v)]
@@ -453,7 +484,7 @@ def format_cell(mean: float, std: float, digits: int) -> str:
     return "—" if not math.isfinite(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-DIGITS = {"val_loss": 4, "point_error": 3, "alignment": 3, "rotation_error": 2, "focal_error": 1}
+DIGITS = {"val_loss": 4, "point_error": 3, "alignment": 3, "rotation_error": 2, "focal_error": 1, "rgb_psnr": 2}
 
 
 def table(result: AblationResult) -> str:
@@ -475,12 +506,15 @@ def table(result: AblationResult) -> str:
             + f" | {format_distance(here)} / {format_distance(paper)}{note}"
             + f" | {runs[0].trainable_parameters:,} | {runs[0].added_parameters:,} | {step[0]:.3f} |"
         )  # fmt: skip
-    reference = spread(result.reference_alignment)
-    lines.append(
-        "| ground truth | — | — | 0 | "
-        + format_cell(*reference, 3)
-        + " (over scenes) | 0 | 0 | — | — | — | — | — |"
-    )
+    truth = {"val_loss": "—", "point_error": "0", "rotation_error": "0", "focal_error": "0", "rgb_psnr": "∞",
+             "alignment": format_cell(*spread(result.reference_alignment), 3) + " (over scenes)"}  # fmt: skip
+    references = [("ground truth", truth)]
+    if result.base_rgb_psnr:
+        base = format_cell(*spread(result.base_rgb_psnr), DIGITS["rgb_psnr"]) + " (over scenes)"
+        references.append(("pretrained base alone, RGB only", {"rgb_psnr": base}))
+    for name, cells in references:
+        row = [cells.get(key, "—") for key in METRICS]
+        lines.append(f"| {name} | — | " + " | ".join(row) + " | — | — | — | — | — |")
     return "\n".join(lines)
 
 
@@ -555,6 +589,7 @@ def write_report(result: AblationResult, out: Path) -> tuple[Path, Path]:
         "latent_shape": list(result.latent_shape),
         "seconds": result.seconds,
         "reference_alignment": result.reference_alignment,
+        "base_rgb_psnr": result.base_rgb_psnr,
         "runs": [dataclasses.asdict(r) for r in result.runs],
     }
     raw = out / "ablation.json"
@@ -570,5 +605,7 @@ def plot_ablation(result: AblationResult, path: Path) -> Path:
         for name in ["ground truth", *(n for n in result.strategies if n in result.samples)]
     }
     references = {"alignment": spread(result.reference_alignment)[0]}
+    if result.base_rgb_psnr:
+        references["rgb_psnr"] = spread(result.base_rgb_psnr)[0]
     ordered = {name: summary[name] for name in result.strategies}
     return viz.plot_ablation(ordered, {k: LABELS[k] for k in METRICS}, references, "width", samples, path)
