@@ -17,3 +17,5 @@ bench:
 	OMP_NUM_THREADS=1 $(PY) benchmarks/recover_cameras.py && OMP_NUM_THREADS=1 $(PY) benchmarks/curate.py
 gpu-check:
 	PYTHONUNBUFFERED=1 $(PY) benchmarks/gpu_check.py
+mutate: setup
+	OMP_NUM_THREADS=1 $(PY) mutation/run.py

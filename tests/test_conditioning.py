@@ -87,6 +87,13 @@ def test_for_the_pixel_stand_in_every_strategy_sees_the_same_condition_halves(se
     )
 
 
+def test_the_condition_is_width_fused_by_default_and_keeps_the_images_dtype():
+    ae = SixDAutoencoder(PixelShuffleAutoencoder(2))
+    image = randn((1, 3, 8, 12), 0) * 0.5
+    assert torch.equal(condition_latents(ae, image, 5), condition_latents(ae, image, 5, "width"))
+    assert condition_latents(ae, image.bfloat16(), 5).dtype == torch.bfloat16  # X^init follows the image
+
+
 def test_condition_rejects_a_batch_of_videos():
     with pytest.raises(ValueError, match=r"image must be \(B, 3, H, W\)"):
         condition_latents(SixDAutoencoder(PixelShuffleAutoencoder(1)), torch.zeros(1, 3, 5, 4, 4), 5)

@@ -48,6 +48,12 @@ def test_right_angle_turn_with_unit_steps_matches_hand_value():
     assert smooth.mean_speed == pytest.approx(1.0, rel=1e-15)
     assert smooth.mean_acceleration == pytest.approx(math.sqrt(2), rel=1e-15)
     assert smooth.mean_curvature == pytest.approx(math.sqrt(2) / (2 + eps), rel=1e-15)
+    default = math.sqrt(2) / (2 + 1e-8)  # both functions default to ε = 1e-8
+    assert (
+        curvature(centers)[0]
+        == camera_smoothness(centers).mean_curvature
+        == pytest.approx(default, rel=1e-15)
+    )
 
 
 def test_speeding_up_on_a_straight_line_has_nonzero_curvature():
@@ -144,6 +150,21 @@ def test_dtypes_follow_the_input():
     assert curvature(centers).dtype == np.float64  # integers become float64
     assert curvature(centers.astype(np.float32)).dtype == np.float32
     assert curvature(torch.tensor(centers, dtype=torch.float32)).dtype == torch.float32
+    assert curvature(torch.tensor(centers)).dtype == torch.float64  # integer tensors too
+
+
+def test_unsigned_centres_are_converted_before_they_are_differenced():
+    # Moving backwards in uint8: differenced as uint8, 40 − 60 would wrap around to 236 (and 236² to 144).
+    centers = np.array([[60, 0, 0], [40, 0, 0], [0, 0, 0]], dtype=np.uint8)  # v = −20, −40
+    smooth = camera_smoothness(centers)
+    assert (smooth.mean_speed, smooth.mean_acceleration) == (30.0, 20.0)
+    assert smooth.mean_curvature == pytest.approx(20 / (400 + 1600 + 1e-8), rel=1e-15)
+
+
+def test_torch_centres_that_require_grad_stay_differentiable():
+    centers = torch.tensor([[0.0, 0, 0], [1, 0, 0], [1, 1, 0]], dtype=torch.float64, requires_grad=True)
+    curvature(centers).sum().backward()
+    assert centers.grad is not None and torch.isfinite(centers.grad).all() and centers.grad.abs().sum() > 0
 
 
 @given(st.lists(trajectories(frames=7), min_size=1, max_size=6), st.booleans())
@@ -208,10 +229,11 @@ def test_standing_camera_passes_any_thresholds(position, frames):
 
 
 @pytest.mark.parametrize("bad", [-1.0, math.nan])
-def test_keep_rule_rejects_negative_or_nan_thresholds(bad):
-    smooth = CameraSmoothness(1.0, 1.0, 1.0)
-    with pytest.raises(ValueError, match="max_curvature must be a non-negative number"):
-        is_smooth(smooth, 1.0, 1.0, bad)
+@pytest.mark.parametrize("name", ["speed", "acceleration", "curvature"])
+def test_keep_rule_rejects_negative_or_nan_thresholds(bad, name):
+    thresholds = {"max_speed": 1.0, "max_acceleration": 1.0, "max_curvature": 1.0, f"max_{name}": bad}
+    with pytest.raises(ValueError, match=f"^max_{name} must be a non-negative number"):
+        is_smooth(CameraSmoothness(1.0, 1.0, 1.0), **thresholds)
 
 
 @given(st.lists(st.tuples(rotvecs, points), min_size=3, max_size=6), st.booleans())
@@ -243,9 +265,9 @@ def test_centres_keep_batch_dimensions():
     [
         (np.zeros(3), r"must be \(\.\.\., T, 3\), got \(3,\)"),
         (np.zeros((5, 2)), r"must be \(\.\.\., T, 3\), got \(5, 2\)"),
-        (np.zeros((4, 2, 3)), "needs T >= 3 camera centres"),
-        (np.array([[0, 0, 0], [1, np.nan, 0], [2, 0, 0]]), "NaN or inf"),
-        (torch.tensor([[0, 0, 0], [1, math.inf, 0], [2, 0, 0]]), "NaN or inf"),
+        (np.zeros((4, 2, 3)), r"needs T >= 3 camera centres \(two velocities\), got T=2$"),
+        (np.array([[0, 0, 0], [1, np.nan, 0], [2, 0, 0]]), "^camera centres contain NaN or inf$"),
+        (torch.tensor([[0, 0, 0], [1, math.inf, 0], [2, 0, 0]]), "^camera centres contain NaN or inf$"),
     ],
 )
 def test_malformed_centres_are_rejected(centers, message):
@@ -266,3 +288,5 @@ def test_malformed_poses_are_rejected():
         camera_centers_from_c2w(np.zeros((5, 3, 4)))
     with pytest.raises(ValueError, match=r"R must be \(\.\.\., T, 3, 3\) and t \(\.\.\., T, 3\)"):
         camera_centers_from_w2c(np.zeros((5, 3, 3)), np.zeros((4, 3)))
+    with pytest.raises(ValueError, match=r"R must be \(\.\.\., T, 3, 3\)"):  # one pose needs its T axis
+        camera_centers_from_w2c(np.eye(3), np.zeros(3))

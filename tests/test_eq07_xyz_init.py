@@ -1,5 +1,7 @@
 """Eq. 7, the sloped-plane first-frame XYZ, with the public code's depth sign. Spec: specs/eq07_xyz_init.md"""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -19,6 +21,12 @@ def test_sloped_plane_matches_hand_values():
     assert plane[0, 0].tolist() == [-1.0, -1.0, 1.0]  # top-left: the far end of the plane
     assert plane[1, 3].tolist() == [0.5, 0.0, 0.0]
     assert plane[2, 4].tolist() == [1.0, 1.0, -1.0]  # bottom-right: the near end
+
+
+def test_building_the_plane_warns_about_nothing():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. torch.meshgrid without an explicit indexing
+        sloped_plane(3, 5)
 
 
 def official_uniform_pointmap(height: int, width: int) -> np.ndarray:

@@ -13,6 +13,7 @@ from nanofourdnex.paper.normalization import (
     LatentStatistics,
     denormalize_xyz_latent,
     normalize_xyz_latent,
+    trace_xyz_statistics,
 )
 from tests.strategies import randn, seeds
 
@@ -68,7 +69,25 @@ def test_non_positive_std_is_rejected(std):
 
 
 def test_statistics_reject_nan_and_empty_state():
-    with pytest.raises(ValueError, match="no latents seen"):
+    with pytest.raises(ValueError, match="^no latents seen yet$"):
         _ = LatentStatistics().std
-    with pytest.raises(ValueError, match="NaN or inf"):
+    with pytest.raises(ValueError, match="^latents contain NaN or inf; cannot trace statistics$"):
         LatentStatistics().update(torch.tensor([1.0, float("nan")]))
+
+
+def test_tracing_encodes_the_first_samples_clips_and_no_more():
+    clips = [torch.full((1, 3, 1, 2, 2), float(i)) for i in range(5)]  # clip i is all i: 12 elements
+    stats = trace_xyz_statistics(iter(clips), encode=lambda video: 2 * video, samples=3)
+    # encoded clips 0, 2, 4: mean 2, population variance (4 + 0 + 4) / 3
+    assert (stats.count, stats.mean, stats.std) == (36, 2.0, pytest.approx(math.sqrt(8 / 3), rel=1e-15))
+    one = trace_xyz_statistics(iter(clips), encode=lambda video: 2 * video, samples=1)
+    assert (one.count, one.mean, one.std) == (12, 0.0, 0.0)
+    everything = trace_xyz_statistics(iter(clips), encode=lambda video: video, samples=100)
+    assert (everything.count, everything.mean) == (60, 2.0)  # fewer clips than samples: all of them
+
+
+def test_tracing_needs_at_least_one_clip():
+    with pytest.raises(ValueError, match="^samples must be >= 1, got 0$"):
+        trace_xyz_statistics(iter([torch.zeros(1)]), encode=lambda video: video, samples=0)
+    with pytest.raises(ValueError, match="^no XYZ videos to trace statistics over$"):
+        trace_xyz_statistics(iter([]), encode=lambda video: video, samples=3)

@@ -72,10 +72,22 @@ def test_frame_counts_other_than_4k_plus_1_are_rejected(frames):
         modality_mask(frames, 2, 2, 1.0)
 
 
+@given(pixel_frames, sides, sides)
+def test_width_is_the_default_fusion_of_the_mask(num_frames, h, w):
+    assert torch.equal(guided_mask(num_frames, h, w), guided_mask(num_frames, h, w, "width"))
+
+
 def test_bad_values_and_shapes_are_rejected():
     with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
         modality_mask(5, 2, 2, 1.5)
+    for height, width in ((0, 3), (3, 0)):
+        with pytest.raises(
+            ValueError, match=rf"^height and width must be positive, got \({height}, {width}\)$"
+        ):
+            modality_mask(5, height, width, 1.0)
     with pytest.raises(ValueError, match=r"must be \(T, h, w\)"):
         pack_temporal(torch.zeros(5, 2))
+    with pytest.raises(ValueError, match=r"^mask must have 4k \+ 1 frames, got 6$"):
+        pack_temporal(torch.zeros(6, 2, 2))
     with pytest.raises(ValueError, match="unknown fusion strategy"):
         guided_mask(5, 2, 2, "diagonal")

@@ -48,6 +48,31 @@ def test_shared_rope_gives_both_halves_the_stock_positions_of_one_panel(grid, st
         assert torch.equal(rgb.reshape(stock_table.shape), stock_table)  # and that is the stock table
 
 
+def test_shared_tables_have_the_stock_layout_and_theta():
+    stock = WanRotaryPosEmbed(HEAD_DIM, (1, 2, 2), 32, theta=100.0)
+    shared = SharedRoPE(HEAD_DIM, (1, 2, 2), 32, theta=100.0)
+    panel = panel_latent(2, 2, 3)
+    for table, stock_table in zip(shared(fuse(panel, panel, "width")), stock(panel), strict=True):
+        assert table.shape == (1, 2 * stock_table.shape[1], 1, stock_table.shape[-1])  # (1, L_fused, 1, D)
+        rgb, xyz = table.reshape(2, 2, 6, -1).chunk(2, dim=2)
+        assert torch.equal(rgb, xyz) and torch.equal(rgb.reshape(stock_table.shape), stock_table)
+
+
+def test_a_shared_rope_made_like_a_meta_rope_has_real_tables():
+    """`build_model(meta=True)` builds the stock rope on the meta device; the shared tables are computed."""
+    with torch.device("meta"):
+        rope = WanRotaryPosEmbed(HEAD_DIM, (1, 2, 2), 32)
+    shared = SharedRoPE.like(rope)
+    assert shared.freqs_cos.device.type == "cpu"
+    assert torch.equal(shared.freqs_cos, WanRotaryPosEmbed(HEAD_DIM, (1, 2, 2), 32).freqs_cos)
+
+
+def test_width_is_the_default_fusion_of_both_encodings():
+    stock = WanRotaryPosEmbed(HEAD_DIM, (1, 2, 2), 32)
+    assert SharedRoPE(HEAD_DIM, (1, 2, 2), 32).strategy == SharedRoPE.like(stock).strategy == "width"
+    assert DomainEmbedding(8).strategy == "width"
+
+
 @given(grids)
 def test_stock_rope_on_a_width_fused_latent_would_shift_the_xyz_positions(grid):
     f, h, w = grid
@@ -99,6 +124,11 @@ def test_domain_embedding_adds_e_rgb_and_e_xyz_to_their_halves(seed, strategy):
     torch.testing.assert_close(out_xyz - in_xyz, embedding.weight[1].view(1, -1, 1, 1, 1).expand_as(in_xyz))
 
 
+def test_domain_embedding_keeps_the_dtype_of_the_patches():
+    embedding = DomainEmbedding(6, "width")
+    assert embedding(torch.zeros(1, 6, 1, 2, 4, dtype=torch.bfloat16)).dtype == torch.bfloat16
+
+
 def test_attached_domain_embedding_acts_after_patch_embedding_and_keeps_pretrained_keys():
     model = tiny_wan()
     keys = set(model.state_dict())
@@ -123,5 +153,5 @@ def test_channel_fusion_has_no_halves_to_share():
         DomainEmbedding(8, "channel")
     with pytest.raises(ValueError, match="odd size"):
         SharedRoPE(HEAD_DIM, (1, 2, 2), 32, strategy="width")(torch.zeros(1, 4, 1, 2, 5))
-    with pytest.raises(ValueError, match="not divisible by the patch"):
+    with pytest.raises(ValueError, match=r"panel \(F, H, W\) = \(1, 2, 3\) is not divisible by the patch"):
         SharedRoPE(HEAD_DIM, (1, 2, 2), 32, strategy="width")(torch.zeros(1, 4, 1, 2, 6))

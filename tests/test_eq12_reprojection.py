@@ -20,12 +20,23 @@ from scipy.spatial.transform import Rotation
 
 from nanofourdnex.outputs import load_trajectory_json, load_xyz, save_recovery
 from nanofourdnex.paper.reprojection import (
+    MAX_ITERATIONS,
     CameraRecovery,
+    _RayFit,
     backproject,
+    camera_to_world,
     depth_from_xyz,
     intrinsics,
     recover_cameras,
     rotation_angle,
+)
+from nanofourdnex.paper.reprojection_start import (
+    RAYLEIGH_MEDIAN,
+    ROBUST_C,
+    _hartley,
+    _transfer_error,
+    residual_scale,
+    robust_loss,
 )
 from tests.strategies import seeds
 
@@ -84,6 +95,114 @@ def test_rotation_angle_is_the_angle_of_the_relative_rotation(degrees, axis, see
     assert angle == pytest.approx(abs(degrees), rel=1e-9, abs=1e-12)
     tiny = Rotation.from_rotvec(1e-10 * np.eye(3)[axis]).as_matrix()  # 5.7e-9 degrees
     assert rotation_angle(tiny, np.eye(3)) == pytest.approx(np.degrees(1e-10), rel=1e-6)
+
+
+def test_half_turns_about_any_axis_measure_180_degrees_one_per_pair():
+    # ‖R − I‖_F = 2√2 exactly for a half turn; rounding pushes it past that for some axes (clipped, not NaN).
+    axes = np.random.default_rng(0).normal(size=(200, 3))
+    half_turns = Rotation.from_rotvec(np.pi * axes / np.linalg.norm(axes, axis=1, keepdims=True)).as_matrix()
+    angles = rotation_angle(half_turns, np.eye(3))
+    assert angles.shape == (200,)
+    np.testing.assert_allclose(angles, 180.0, rtol=1e-6)
+
+
+def test_camera_to_world_inverts_the_cameras_in_float64():
+    R = Rotation.random(4, random_state=1).as_matrix().astype(np.float32)
+    t = np.random.default_rng(1).normal(size=(4, 3)).astype(np.float32)
+    pose = camera_to_world(R, t)
+    assert pose.shape == (4, 4, 4) and pose.dtype == np.float64
+    np.testing.assert_array_equal(pose[:, 3], np.tile([0.0, 0, 0, 1], (4, 1)))
+    R64, t64 = R.astype(np.float64), t.astype(np.float64)
+    np.testing.assert_array_equal(pose[:, :3, :3], R64.transpose(0, 2, 1))
+    np.testing.assert_allclose(pose[:, :3, 3], -np.einsum("tji,tj->ti", R64, t64), rtol=1e-15, atol=1e-15)
+
+
+def test_robust_losses_match_their_formulas_by_hand():
+    # u = ‖e‖/(c·σ) = 0, 1, 2 for σ = 1: u² = 0, 1, 4.
+    error, sigma, c2 = np.array([[0.0, ROBUST_C, 2 * ROBUST_C]]), np.array([1.0]), ROBUST_C**2
+    rho, w = robust_loss(error, sigma, "geman-mcclure")
+    np.testing.assert_allclose(rho, [[0, c2 / 2 * 1 / 2, c2 / 2 * 4 / 5]], rtol=1e-14)
+    np.testing.assert_allclose(w, [[1, 1 / 4, 1 / 25]], rtol=1e-14)
+    rho, w = robust_loss(error, sigma, "cauchy")
+    np.testing.assert_allclose(rho, [[0, c2 / 2 * np.log(2), c2 / 2 * np.log(5)]], rtol=1e-14)
+    np.testing.assert_allclose(w, [[1, 1 / 2, 1 / 5]], rtol=1e-14)
+    rho, w = robust_loss(error, sigma, "squared")
+    np.testing.assert_allclose(rho, [[0, c2 / 2, 2 * c2]], rtol=1e-14)
+    np.testing.assert_array_equal(w, [[1, 1, 1]])
+
+
+@given(st.floats(0.01, 10), st.floats(0.1, 10), st.sampled_from(["geman-mcclure", "cauchy", "squared"]))
+def test_robust_weight_is_the_loss_slope_over_the_error(e, sigma, loss):
+    """IRLS: w = ρ'(‖e‖)/‖e‖, checked by a central difference."""
+    step = 1e-6 * e
+    rho, w = robust_loss(np.array([[e - step, e, e + step]]), np.array([sigma]), loss)
+    assert (rho[0, 2] - rho[0, 0]) / (2 * step) / e == pytest.approx(w[0, 1], rel=1e-6)
+
+
+def test_residual_scale_is_the_lower_median_of_the_valid_errors_over_the_rayleigh_median():
+    assert RAYLEIGH_MEDIAN == pytest.approx(np.sqrt(2 * np.log(2)), abs=1e-4)
+    error = np.array([[3.0, 1.0, 2.0, 100.0], [4.0, 1.0, 3.0, 2.0]])
+    valid = np.array([[True, True, True, False], [True, True, True, True]])
+    # frame 0: median of (1, 2, 3) = 2; frame 1: the lower median of (1, 2, 3, 4) = 2.
+    np.testing.assert_allclose(
+        residual_scale(error, valid), [2 / RAYLEIGH_MEDIAN, 2 / RAYLEIGH_MEDIAN], rtol=1e-15
+    )
+
+
+def test_residual_scale_of_gaussian_residuals_is_their_sigma():
+    e = np.random.default_rng(0).normal(0, 0.3, (2, 2, 100_001))  # e ⟂ the ray is 2-D
+    assert residual_scale(np.linalg.norm(e, axis=0), np.ones((2, 100_001), bool)) == pytest.approx(
+        0.3, rel=0.01
+    )
+
+
+@given(seeds, st.integers(2, 3))
+def test_hartley_normalisation_centres_each_frame_at_mean_distance_root_d(seed, dim):
+    rng = np.random.default_rng(seed)
+    spread = np.array([0.3, 3.0])[:, None, None]  # frames smaller and larger than 1
+    points = rng.normal(0, 1, (2, dim, 20)) * spread + rng.normal(0, 5, (2, dim, 1))
+    weight = rng.uniform(0.5, 2, (2, 20))
+    normalised, similarity = _hartley(points, weight)
+    offsets, total = normalised[:, :dim], weight.sum(1)
+    np.testing.assert_allclose((offsets * weight[:, None]).sum(-1) / total[:, None], 0, atol=1e-12)
+    mean_distance = (weight * np.linalg.norm(offsets, axis=1)).sum(1) / total
+    np.testing.assert_allclose(mean_distance, np.sqrt(dim), rtol=1e-12)
+    np.testing.assert_array_equal(normalised[:, dim], 1.0)
+    homogeneous = np.concatenate([points, np.ones((2, 1, 20))], axis=1)
+    np.testing.assert_allclose(similarity @ homogeneous, normalised, atol=1e-12)
+
+
+@given(seeds)
+def test_the_ray_fit_residual_is_the_offset_of_each_point_from_its_pixels_ray(seed):
+    """Step 3's residual: d* = rᵀP/‖r‖² and ‖e‖ = ‖P − d*·r‖, with e in a basis (a₁, a₂) orthonormal and ⟂ r."""
+    rng = np.random.default_rng(seed)
+    points, pixels = rng.normal(0, 1, (2, 3, 7)), rng.normal(0, 40, (2, 7))
+    R, t, focal = (
+        Rotation.random(2, random_state=seed).as_matrix(),
+        rng.normal(0, 1, (2, 3)),
+        rng.uniform(20, 80, 2),
+    )
+    fit = _RayFit.of(points, pixels, R, t, focal)
+    P = R @ points + t[:, :, None]  # (T, 3, N) camera coordinates
+    r = np.concatenate([pixels[None] / focal[:, None, None], np.ones((2, 1, 7))], axis=1)  # K⁻¹[u, v, 1]ᵀ
+    depth = (r * P).sum(1) / (r * r).sum(1)
+    np.testing.assert_allclose(fit.depth, depth, rtol=1e-12)
+    np.testing.assert_allclose(
+        fit.error, np.linalg.norm(P - depth[:, None] * r, axis=1), rtol=1e-10, atol=1e-12
+    )
+    a1, a2 = (np.stack(np.broadcast_arrays(*axis)) for axis in fit.axes)  # (3, T, N) each
+    for a, b in ((a1, a1), (a2, a2), (a1, a2)):
+        np.testing.assert_allclose((a * b).sum(0), 1.0 if a is b else 0.0, atol=1e-12)
+    for a in (a1, a2):
+        np.testing.assert_allclose((a * r.transpose(1, 0, 2)).sum(0), 0, atol=1e-12)
+
+
+def test_transfer_error_is_the_pixel_distance_to_the_projection():
+    M = np.eye(3, 4)[None, None]  # one frame, one hypothesis: [u, v, 1] ∝ (X, Y, Z)
+    X = np.array([[[8.0, 1.0], [10.0, 1.0], [2.0, 0.0], [1.0, 1.0]]])  # (8, 10, 2) and (1, 1, 0)
+    x = np.array([[[1.0, 0.0], [1.0, 0.0], [1.0, 1.0]]])  # pixels (1, 1) and (0, 0)
+    # (8, 10, 2) projects to (4, 5): (3, 4) from (1, 1), 5 pixels; a point at depth 0 has no projection.
+    np.testing.assert_array_equal(_transfer_error(M, x, X), [[[5.0, np.inf]]])
 
 
 def corrupt(scene: Scene, seed: int, noise: float, outliers: float) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +296,9 @@ def test_the_start_is_exact_on_exact_maps_so_refinement_takes_at_most_two_steps(
 def test_backproject_of_the_recovery_reproduces_xyz(seed):
     scene = make_scene(seed)
     result = recover_cameras(scene.xyz)
+    np.testing.assert_array_equal(result.camera_to_world(), camera_to_world(result.R, result.t))
+    np.testing.assert_allclose(result.centers, result.camera_to_world()[:, :3, 3], rtol=1e-15)
+    np.testing.assert_allclose(np.einsum("tij,tj->ti", result.R, result.centers) + result.t, 0, atol=1e-12)
     np.testing.assert_allclose(backproject(result.depth, result.K, result.R, result.t), scene.xyz, atol=1e-9)
 
 
@@ -271,6 +393,24 @@ def test_zero_confidence_is_the_same_as_removing_the_pixel(seed, removed):
 # Recovery: robust to noise and outliers; the residual is an inlier map.
 
 
+def test_a_noisy_recovery_counts_the_steps_it_takes_to_converge():
+    """Noise moves the optimum off the exact start: at least one step moves and one more confirms it."""
+    scene = make_scene(6)
+    xyz, _ = corrupt(scene, 6, noise=0.01, outliers=0.0)
+    result = recover_cameras(xyz)
+    assert result.converged and 2 <= result.iterations < MAX_ITERATIONS
+
+
+def test_a_uniform_confidence_weighs_like_no_confidence():
+    scene = make_scene(4)
+    xyz, _ = corrupt(scene, 4, noise=0.01, outliers=0.1)
+    plain = recover_cameras(xyz)
+    faint = recover_cameras(xyz, confidence=np.full(scene.depth.shape, 1e-3))  # weights sum to less than 1
+    np.testing.assert_allclose(faint.R, plain.R, atol=1e-9)
+    np.testing.assert_allclose(faint.t, plain.t, atol=1e-9)
+    np.testing.assert_allclose(faint.K, plain.K, rtol=1e-9)
+
+
 def test_robust_loss_survives_outliers_that_break_least_squares():
     scene = make_scene(7, frames=4, height=48, width=64)
     xyz, _ = corrupt(scene, 8, noise=0.01, outliers=0.4)
@@ -321,16 +461,28 @@ def degenerate_inputs() -> list[tuple[str, dict, str]]:
     return [
         ("wrong shape", {"xyz": scene.xyz[0]}, r"xyz must be \(T, H, W, 3\)"),
         ("all equal", {"xyz": np.ones_like(scene.xyz)}, "all valid xyz points are equal"),
-        ("all nan", {"xyz": np.full_like(scene.xyz, np.nan)}, "no finite pixel"),
-        ("too few pixels", {"xyz": few}, "frame 1 has 4 valid sampled pixels"),
+        (
+            "all nan",
+            {"xyz": np.full_like(scene.xyz, np.nan)},
+            "^xyz has no finite pixel with positive confidence$",
+        ),
+        (
+            "too few pixels",
+            {"xyz": few},
+            "^frame 1 has 4 valid sampled pixels, at least 6 are needed; use a smaller stride or fewer invalid pixels$",
+        ),
         ("collinear frame", {"xyz": collinear}, "frame 1 are collinear"),
-        ("frame of one point", {"xyz": one_point}, "frame 1 are collinear or all equal"),
+        (
+            "frame of one point",
+            {"xyz": one_point},
+            "frame 1 are collinear or all equal; its camera is not determined$",
+        ),
         (
             "planar, focal per frame",
             {"xyz": planar, "shared_focal": False},
-            r"frame\(s\) \[0\] lie on a plane",
+            r"frame\(s\) \[0\] lie on a plane .*; use shared_focal=True$",
         ),
-        ("only planar frames", {"xyz": planar[:1]}, "at least one frame needs depth variation"),
+        ("only planar frames", {"xyz": planar[:1]}, "; at least one frame needs depth variation$"),
         ("bad confidence", {"xyz": scene.xyz, "confidence": -np.ones(scene.depth.shape)}, "finite and >= 0"),
         (
             "confidence shape",
@@ -343,9 +495,10 @@ def degenerate_inputs() -> list[tuple[str, dict, str]]:
 
 
 @pytest.mark.parametrize(
-    ("case", "kwargs", "message"), degenerate_inputs(), ids=lambda x: x if isinstance(x, str) else ""
-)
-def test_degenerate_input_raises_with_the_reason(case, kwargs, message):
+    ("kwargs", "message"),
+    [pytest.param(kwargs, message, id=case) for case, kwargs, message in degenerate_inputs()],
+)  # ids are the case names: a regex in a test id does not survive being passed back to pytest by mutmut
+def test_degenerate_input_raises_with_the_reason(kwargs, message):
     with pytest.raises(ValueError, match=message):
         recover_cameras(**kwargs)
 

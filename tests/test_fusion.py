@@ -56,6 +56,21 @@ def test_interaction_distance_is_the_real_sequence_distance_of_twins(shape, fram
         assert distances == {interaction_distance(latent, strategy)}
 
 
+@given(latent_shapes(), seeds)
+def test_width_is_the_default_strategy_of_fuse_and_split(shape, seed):
+    rgb, xyz = randn(shape, seed), randn(shape, seed + 1)
+    assert torch.equal(fuse(rgb, xyz), fuse(rgb, xyz, "width"))
+    assert all(map(torch.equal, split(fuse(rgb, xyz)), (rgb, xyz)))
+
+
+def test_interaction_distance_counts_tokens_of_the_given_patch():
+    latent = (16, 13, 60, 90)  # patch (1, 1, 1): one token per latent pixel
+    distances = {
+        s: interaction_distance(latent, s, patch_size=(1, 1, 1)) for s in ("frame", "height", "width")
+    }
+    assert distances == {"frame": 13 * 60 * 90, "height": 60 * 90, "width": 90}
+
+
 def test_interaction_distances_for_the_paper_shapes_follow_fig5_ordering():
     # 49 frames of 480×720 → Wan latent (16, 13, 60, 90) per modality, patch (1, 2, 2): grid 13×30×45.
     latent = (16, 13, 60, 90)
@@ -75,5 +90,11 @@ def test_unknown_strategy_and_bad_shapes_are_rejected():
         fuse(x, x[..., :2])
     with pytest.raises(ValueError, match="must be even"):
         split(torch.zeros(1, 2, 3, 4, 5), "width")
+    with pytest.raises(
+        ValueError, match=r"^fused latent must be \(B, C, F, H, W\), got shape \(2, 3, 4, 4\)$"
+    ):
+        split(x[0])
     with pytest.raises(ValueError, match="not divisible by patch"):
         token_grid((16, 13, 61, 90))
+    with pytest.raises(ValueError, match=r"^latent_shape must be \(C, F, H, W\), got \(16, 13, 60\)$"):
+        token_grid((16, 13, 60))

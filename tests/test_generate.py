@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from nanofourdnex.autoencoder import PixelShuffleAutoencoder, SixDAutoencoder
 from nanofourdnex.cli import app
-from nanofourdnex.conditioning import build_encoders
+from nanofourdnex.conditioning import build_encoders, condition_latents
 from nanofourdnex.config import SamplingConfig
 from nanofourdnex.generate import (
     OFFLOAD_MODES,
@@ -32,7 +32,7 @@ from nanofourdnex.generate import (
 )
 from nanofourdnex.model import LORA_FILE, RELEASE_DOMAIN_FILE, build_model
 from nanofourdnex.paper.flow_matching import euler_step, make_scheduler, sample_flow
-from nanofourdnex.paper.fusion import fuse
+from nanofourdnex.paper.fusion import fuse, split
 from nanofourdnex.paper.mask import guided_mask
 from nanofourdnex.reading import load_image
 from nanofourdnex.synthetic import clip_seed, make_scene
@@ -204,6 +204,71 @@ def test_guidance_one_and_five_give_different_videos(stub_world):
     one = sample_with_stub(stub_world, stub_for(stub_world, "a red ball rolls left", "blurry, static"), 1.0)
     five = sample_with_stub(stub_world, stub_for(stub_world, "a red ball rolls left", "blurry, static"), 5.0)
     assert (one.xyz - five.xyz).abs().max() > 0.1
+
+
+class StillStub(torch.nn.Module):
+    """FourDNeX's signature with u = 0, for any fusion: the sampled latent is the seed's noise. Records its calls."""
+
+    def __init__(self, strategy: str):
+        super().__init__()
+        self.strategy, self.anchor, self.calls = strategy, torch.nn.Parameter(torch.zeros(())), []
+
+    def forward(self, x, t, mask, condition, text, image):
+        self.calls.append({"t": t, "mask": mask, "condition": condition})
+        return torch.zeros_like(x)
+
+
+STILL = SamplingConfig(FRAMES, steps=3, guidance=1.0, seed=5, scheduler="euler", shift=2.0)
+
+
+def test_generation_follows_the_models_strategy_the_seed_and_the_schedule(stub_world, capsys):
+    encoders, autoencoder, image, _ = stub_world
+    stub = StillStub("height")
+    six = generate_6d(stub, autoencoder, encoders, image, "a red ball", STILL)  # on the model's device
+    assert capsys.readouterr().err == ""  # no progress bar unless asked
+    condition = condition_latents(autoencoder, image[None], FRAMES, "height")
+    noise = torch.randn(condition.shape, generator=torch.Generator().manual_seed(5))
+    rgb_latent, xyz_latent = split(noise, "height")  # u = 0: the latent is the noise
+    assert six.rgb.dtype == torch.uint8 and six.rgb.shape == (FRAMES, HEIGHT, WIDTH, 3)
+    torch.testing.assert_close(six.xyz, autoencoder.decode_xyz(xyz_latent)[0].permute(1, 2, 3, 0))
+    expected_rgb = ((autoencoder.decode_rgb(rgb_latent)[0].clamp(-1, 1) + 1) * 127.5).round()
+    assert torch.equal(six.rgb, expected_rgb.to(torch.uint8).permute(1, 2, 3, 0))
+    scheduler = make_scheduler("euler", 2.0)
+    scheduler.set_timesteps(3)
+    assert [call["t"].item() for call in stub.calls] == pytest.approx(
+        (1 - scheduler.timesteps / 1000).tolist()
+    )
+    for call in stub.calls:
+        torch.testing.assert_close(call["condition"], condition, rtol=0, atol=0)
+        assert torch.equal(call["mask"], guided_mask(FRAMES, HEIGHT, WIDTH, "height"))
+
+
+def test_model_offloading_and_the_progress_bar_change_nothing_else(stub_world, capsys):
+    encoders, autoencoder, image, _ = stub_world
+    plain = generate_6d(StillStub("width"), autoencoder, encoders, image, "a red ball", STILL, device="cpu")
+    offloaded = generate_6d(
+        StillStub("width"), autoencoder, encoders, image, "a red ball", STILL, offload="model", progress=True
+    )
+    assert "sampling" in capsys.readouterr().err
+    assert torch.equal(plain.rgb, offloaded.rgb) and torch.equal(plain.xyz, offloaded.xyz)
+    other_seed = dataclasses.replace(STILL, seed=6)
+    assert not torch.equal(
+        plain.xyz, generate_6d(StillStub("width"), autoencoder, encoders, image, "", other_seed).xyz
+    )
+
+
+def test_generation_refuses_a_malformed_image_or_frame_count_and_makes_a_single_frame(stub_world):
+    encoders, autoencoder, image, _ = stub_world
+    with pytest.raises(ValueError, match=r"^image must be \(3, H, W\), got \(4, 8, 12\)$"):
+        generate_6d(StillStub("width"), autoencoder, encoders, torch.zeros(4, HEIGHT, WIDTH), "", STILL)
+    with pytest.raises(ValueError, match="^sampling.frames must be a frame count, got 0$"):
+        generate_6d(
+            StillStub("width"), autoencoder, encoders, image, "", dataclasses.replace(STILL, frames=0)
+        )
+    one = generate_6d(
+        StillStub("width"), autoencoder, encoders, image, "", dataclasses.replace(STILL, frames=1)
+    )
+    assert one.rgb.shape == (1, HEIGHT, WIDTH, 3)
 
 
 # --- End to end: a briefly trained micro model, a held-out synthetic first frame, every output file ---

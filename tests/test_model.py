@@ -3,14 +3,28 @@
 Spec: specs/model.md
 """
 
+import json
+
 import pytest
 import torch
 from diffusers import WanTransformer3DModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 from nanofourdnex.config import load_config
-from nanofourdnex.model import LORA_FILE, build_model, build_transformer, transformer_kwargs
+from nanofourdnex.model import (
+    DOMAIN_FILE,
+    LORA_FILE,
+    RELEASE_DOMAIN_FILE,
+    FourDNeX,
+    build_model,
+    build_transformer,
+    peft_config,
+    trains_in_full,
+    transformer_kwargs,
+)
 from nanofourdnex.paper.fusion import fuse, split
 from nanofourdnex.paper.mask import guided_mask
 from nanofourdnex.paper.token_encoding import DomainEmbedding, SharedRoPE
@@ -169,3 +183,160 @@ def test_saved_lora_loads_with_diffusers_own_loader(tmp_path):
             hidden, timestep=1000 * (1 - t), encoder_hidden_states=text, encoder_hidden_states_image=image
         )[0]
         torch.testing.assert_close(model(x_t, t, mask, condition, text, image), theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_a_base_saved_in_the_diffusers_layout_is_loaded_and_checked_against_the_config(tmp_path):
+    config = tiny_config("width")
+    base = build_transformer(config.model, Z)  # seed 0 by default
+    assert all(map(torch.equal, base.parameters(), build_transformer(config.model, Z, seed=0).parameters()))
+    base.save_pretrained(tmp_path / "transformer")
+    config.model.model_dir = str(tmp_path)
+    loaded = build_transformer(config.model, Z, seed=1)  # the seed plays no part in a pretrained base
+    assert all(map(torch.equal, loaded.parameters(), base.parameters()))
+    with pytest.raises(
+        ValueError,
+        match=r"^checkpoint in .*transformer differs from the config in: in_channels, out_channels$",
+    ):
+        build_transformer(config.model, Z + 1)
+    config.model.model_dir = str(tmp_path / "transformer")
+    with pytest.raises(
+        ValueError,
+        match=r"^model dir .*transformer has no transformer/ folder \(diffusers Wan2.1-I2V layout\)$",
+    ):
+        build_transformer(config.model, Z)
+
+
+def test_a_bf16_model_takes_float32_inputs_and_gives_float32_velocities():
+    model = build_model(tiny_config("width"), Z).to(torch.bfloat16)
+    with torch.no_grad():
+        u = model(*inputs("width"))
+    assert u.dtype == torch.float32 and torch.isfinite(u).all()
+
+
+def test_the_image_condition_is_optional():
+    model = build_model(tiny_config("width"), Z)
+    perturb_adapters(model, 0)
+    x_t, t, mask, condition, text, image = inputs("width")
+    with torch.no_grad():
+        without = model(x_t, t, mask, condition, text, None)
+        assert without.shape == x_t.shape and not torch.equal(
+            without, model(x_t, t, mask, condition, text, image)
+        )
+
+
+def test_the_model_keeps_its_strategy_and_gives_it_to_its_domain_embeddings():
+    model = build_model(tiny_config("height"), Z)
+    assert model.strategy == model.transformer.domain_embedding.strategy == "height"
+    with pytest.raises(
+        ValueError, match=r"^FourDNeX fuses RGB and XYZ in one sequence: frame, height, width; got 'channel'$"
+    ):
+        FourDNeX(model.transformer, "channel", model.lora)
+
+
+def test_train_base_names_never_claim_lora_parameters():
+    base = ("blocks.0.attn1.to_q",)
+    assert trains_in_full("blocks.0.attn1.to_q.base_layer.weight", base)
+    assert not trains_in_full("blocks.0.attn1.to_q.lora_A.default.weight", base)
+
+
+def test_the_saved_lora_carries_its_peft_config(tmp_path):
+    model = build_model(tiny_config("width", alpha=16), Z)
+    assert peft_config(model.lora).lora_alpha == 16 and peft_config(model.lora).init_lora_weights is True
+    model.save_adapters(tmp_path)
+    with safe_open(str(tmp_path / LORA_FILE), "pt") as saved:
+        metadata = json.loads(saved.metadata()["lora_adapter_metadata"])
+    assert metadata["transformer.r"] == 4 and metadata["transformer.lora_alpha"] == 16
+    assert metadata["transformer.target_modules"] == ["to_k", "to_out.0", "to_q", "to_v"]  # a set, sorted
+
+
+def saved_adapters(tmp_path, **lora):
+    """The adapters of a tiny width-fused model saved to tmp_path; returns the model."""
+    model = build_model(tiny_config("width", **lora), Z)
+    perturb_adapters(model, 0)
+    model.save_adapters(tmp_path)
+    return model
+
+
+def test_adapters_of_another_rank_or_layout_are_refused_with_the_reason(tmp_path):
+    saved_adapters(tmp_path, ffn="true")
+    with pytest.raises(
+        ValueError, match=r"has LoRA rank \[4\], the config says 8 \(set lora.rank and lora.alpha"
+    ):
+        build_model(tiny_config("width", rank=8, ffn="true"), Z).load_adapters(tmp_path)
+    # 2 blocks × 2 FFN layers × (A, B) = 8 keys the plain model lacks; the message lists the first 3.
+    with pytest.raises(
+        ValueError,
+        match=r"pytorch_lora_weights.safetensors has keys this model lacks: \[('[^']+', ){2}'[^']+'\] \.\.\.$",
+    ):
+        build_model(tiny_config("width"), Z).load_adapters(tmp_path)
+    saved_adapters(tmp_path)
+    with pytest.raises(
+        ValueError,
+        match=r"pytorch_lora_weights.safetensors lacks LoRA weights this model has: \[('[^']+', ){2}'[^']+'\] \.\.\. \(8 missing\)$",
+    ):
+        build_model(tiny_config("width", ffn="true"), Z).load_adapters(tmp_path)
+
+
+def test_domain_embeddings_are_read_from_either_file_and_checked(tmp_path):
+    model = saved_adapters(tmp_path)
+    domain = model.transformer.domain_embedding.weight.detach().clone()
+    (tmp_path / DOMAIN_FILE).unlink()
+    with pytest.raises(ValueError, match=f"has neither {DOMAIN_FILE} nor {RELEASE_DOMAIN_FILE}$"):
+        build_model(tiny_config("width"), Z).load_adapters(tmp_path)
+    for release in (
+        domain.bfloat16(),
+        {"module.learnable_domain_embeddings": domain},
+    ):  # a raw tensor or a dict
+        torch.save(release, tmp_path / RELEASE_DOMAIN_FILE)
+        fresh = build_model(tiny_config("width"), Z)
+        fresh.load_adapters(tmp_path)
+        loaded = fresh.transformer.domain_embedding.weight
+        assert loaded.dtype == torch.float32 and torch.equal(
+            loaded, domain.bfloat16().float() if isinstance(release, torch.Tensor) else domain
+        )
+    for release, message in (
+        ({"a": domain}, r"holds no single `learnable_domain_embeddings` entry: \['a'\]$"),
+        ({"learnable_domain_embeddings": [1.0]}, "holds a list, not a tensor$"),
+    ):
+        torch.save(release, tmp_path / RELEASE_DOMAIN_FILE)
+        with pytest.raises(ValueError, match=message):
+            build_model(tiny_config("width"), Z).load_adapters(tmp_path)
+    save_file({"weight": torch.zeros(2, 7)}, str(tmp_path / DOMAIN_FILE))
+    with pytest.raises(ValueError, match=r"^domain embeddings in .* are \(2, 7\), expected \(2, 24\)$"):
+        build_model(tiny_config("width"), Z).load_adapters(tmp_path)
+
+
+def test_trained_base_parameters_must_be_the_ones_the_config_names(tmp_path):
+    saved_adapters(tmp_path, train_base=TINY_TRAIN_BASE)
+    other = build_model(tiny_config("width", train_base='["proj_out"]'), Z)
+    with pytest.raises(
+        ValueError,
+        match=r"trained_base.safetensors holds \[('[^']+', ){2}'[^']+'\] \.\.\. which lora.train_base = \['proj_out'\] does not",
+    ):
+        other.load_adapters(tmp_path)
+
+
+def test_a_meta_build_reads_no_weights_and_leaves_the_random_state():
+    config = tiny_config("width")
+    config.model.model_dir = "/nowhere/Wan2.1-I2V-14B-480P"  # never read: only the shapes are built
+    state = torch.random.get_rng_state()
+    model = build_model(config, Z, meta=True)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(p.device.type == "meta" for p in model.parameters())
+    real = build_model(tiny_config("width"), Z)  # seed 0 by default
+    assert {n: p.shape for n, p in model.named_parameters()} == {
+        n: p.shape for n, p in real.named_parameters()
+    }
+    assert all(map(torch.equal, real.parameters(), build_model(tiny_config("width"), Z, seed=0).parameters()))
+    other = build_model(tiny_config("width"), Z, seed=1)  # the seed draws the random base
+    assert not torch.equal(other.transformer.patch_embedding.weight, real.transformer.patch_embedding.weight)
+
+
+def test_the_dit_gets_every_field_of_the_model_config():
+    model = tiny_config("width").model
+    assert transformer_kwargs(model, Z) == {
+        "patch_size": (1, 2, 2), "num_attention_heads": 2, "attention_head_dim": 12, "in_channels": 2 * Z + 4,
+        "out_channels": Z, "text_dim": 16, "freq_dim": 16, "ffn_dim": 32, "num_layers": 2, "cross_attn_norm": True,
+        "qk_norm": "rms_norm_across_heads", "eps": 1e-6, "image_dim": 16, "added_kv_proj_dim": 24,
+        "rope_max_seq_len": 32,
+    }  # fmt: skip

@@ -5,6 +5,7 @@ Spec: specs/training.md
 
 import csv
 import json
+import math
 from functools import partial
 
 import pytest
@@ -15,7 +16,18 @@ from nanofourdnex.cache import LatentCache
 from nanofourdnex.checkpoint import OPTIMIZER_FILE, RANDOM_INIT_FILE, STATE_FILE
 from nanofourdnex.generate import load_inference
 from nanofourdnex.model import DOMAIN_FILE, LORA_FILE, TRAINED_BASE_FILE, build_model
-from nanofourdnex.train import batch_loss, step_draws, step_generator, train, training_step
+from nanofourdnex.paper.mask import guided_mask
+from nanofourdnex.train import (
+    VALIDATION_SEED,
+    batch_loss,
+    make_optimizer,
+    noise_shape,
+    step_draws,
+    step_generator,
+    train,
+    training_step,
+    validation_loss,
+)
 from tests.strategies import tiny_config
 
 
@@ -185,6 +197,95 @@ def test_the_step_gives_the_global_batch_mean_loss_and_gradient_for_every_micro_
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(losses[4], whole, rtol=1e-5, atol=1e-6)
     assert all(g.abs().sum() > 0 for g in gradients[1])
+
+
+@pytest.mark.parametrize(("strategy", "width"), [("width", 12), (None, 6)])  # None: RGB alone (pretraining)
+def test_validation_loss_averages_every_held_out_clip_at_the_fixed_times_with_fixed_noise(
+    tmp_path, strategy, width
+):
+    config = tiny_config("train.val_times=[0.25, 0.75]", "train.bf16=false")
+    data = write_cache(tmp_path / "cache", 3)
+    calls = []
+
+    def loss(batch, noise, t):  # a matmul: autocast would run it in bf16, which train.bf16=false forbids
+        calls.append((batch, noise, t))
+        return (noise.flatten(1) @ noise.flatten(1).T).mean() + t.sum()
+
+    value = validation_loss(loss, strategy, data, config, torch.device("cpu"))
+    expected = []
+    for index in range(3):
+        generator = torch.Generator().manual_seed(VALIDATION_SEED + index)  # clip i's own fixed noise
+        noise = torch.randn((1, 12, 2, 4, width), generator=generator)
+        for t, (batch, seen_noise, seen_t) in zip(
+            (0.25, 0.75), calls[2 * index : 2 * index + 2], strict=True
+        ):
+            assert torch.equal(batch["rgb"], data.batch([index])["rgb"]) and torch.equal(seen_noise, noise)
+            assert torch.equal(seen_t, torch.tensor([t]))
+            expected.append(((noise.flatten(1) @ noise.flatten(1).T).mean() + t).item())
+    assert len(calls) == 6 and type(value) is float
+    assert value == pytest.approx(sum(expected) / 6, rel=1e-12)
+
+
+def test_batch_loss_fuses_target_and_mask_with_the_models_strategy():
+    stub, g = RecordingVelocity(), torch.Generator().manual_seed(0)
+    stub.strategy = "height"
+    batch = random_batch(2, 0)
+    batch["cond"] = torch.randn(2, 12, 2, 8, 6, generator=g)  # height-fused condition (z, f, 2h, w)
+    assert noise_shape({k: v[0] for k, v in batch.items()}, "height") == (12, 2, 8, 6)
+    batch_loss(stub, batch, torch.randn(2, 12, 2, 8, 6, generator=g), torch.tensor([0.25, 0.8]))
+    (call,) = stub.calls
+    assert call["x_t"].shape == (2, 12, 2, 8, 6)
+    assert torch.equal(call["mask"], guided_mask(5, 4, 6, "height").expand(2, -1, -1, -1, -1))
+
+
+def test_the_shares_of_every_process_add_up_to_the_global_step(tmp_path):
+    """Under torchrun rank r of a world of 2 takes samples r, r + 2, …: the two shares sum to one process's step."""
+    config = tiny_config(
+        "model.num_layers=1", "train.batch_size=4", "train.micro_batch_size=1", "data.num_frames=5"
+    )
+    data = write_cache(tmp_path / "cache", 5)
+    model = build_model(config, latent_channels=12, seed=0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name or "domain_embedding" in name:
+                parameter.normal_(0, 0.02, generator=torch.Generator().manual_seed(len(name)))
+    whole, whole_gradients = step_gradients(model, data, config)
+    shares = []
+    for rank in (0, 1):
+        model.zero_grad(set_to_none=True)
+        loss = training_step(
+            partial(batch_loss, model), "width", data, config, 3, torch.device("cpu"), rank, 2
+        )
+        shares.append((loss, [p.grad.clone() for p in model.trainable_parameters()]))
+    torch.testing.assert_close(shares[0][0] + shares[1][0], whole, rtol=1e-5, atol=1e-6)
+    for a, b, c in zip(shares[0][1], shares[1][1], whole_gradients, strict=True):
+        torch.testing.assert_close(a + b, c, rtol=1e-4, atol=1e-7)
+    assert not torch.equal(shares[0][0], shares[1][0])  # different samples
+
+
+def test_the_optimizer_is_adamw_with_a_linear_warmup_and_a_cosine_decay():
+    settings = tiny_config(
+        "train.lr=0.01",
+        "train.warmup_steps=2",
+        "train.steps=6",
+        "train.weight_decay=0.1",
+        "train.betas=[0.8, 0.9]",
+    ).train
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer, schedule = make_optimizer([parameter], settings)
+    assert isinstance(optimizer, torch.optim.AdamW) and optimizer.param_groups[0]["params"] == [parameter]
+    assert (
+        tuple(optimizer.param_groups[0]["betas"]) == (0.8, 0.9)
+        and optimizer.param_groups[0]["weight_decay"] == 0.1
+    )
+    rates = []
+    for _ in range(6):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    # warm-up 0 → 0.01 over 2 steps, then a half cosine from 0.01 to 0 over the other 4
+    expected = [0.0, 0.005] + [0.01 * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)]
+    assert rates == pytest.approx(expected, abs=1e-15)
 
 
 def test_a_cached_clip_holds_its_targets_condition_and_triggered_caption_embeddings():

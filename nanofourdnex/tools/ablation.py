@@ -484,7 +484,14 @@ def format_cell(mean: float, std: float, digits: int) -> str:
     return "—" if not math.isfinite(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-DIGITS = {"val_loss": 4, "point_error": 3, "alignment": 3, "rotation_error": 2, "focal_error": 1, "rgb_psnr": 2}
+DIGITS = {
+    "val_loss": 4,
+    "point_error": 3,
+    "alignment": 3,
+    "rotation_error": 2,
+    "focal_error": 1,
+    "rgb_psnr": 2,
+}
 
 
 def table(result: AblationResult) -> str:
