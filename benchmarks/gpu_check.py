@@ -67,7 +67,7 @@ from torch.utils._pytree import tree_leaves
 
 from nanofourdnex.autoencoder import SixDAutoencoder, WanAutoencoder, build_autoencoder
 from nanofourdnex.conditioning import Encoders, build_encoders, tiny_image_processor
-from nanofourdnex.config import Config, load_config
+from nanofourdnex.config import Config, SamplingConfig, load_config
 from nanofourdnex.distributed import build_meta_model, recompute_rope
 from nanofourdnex.generate import OFFLOAD_MODES, Inference, generate_6d, place
 from nanofourdnex.model import FourDNeX, build_model
@@ -649,7 +649,9 @@ class PassClock:
 def measure_generation(report: Report, meter: Meter, preset: str | None, gpu: Gpu, steps: int,
                        deadline: float) -> None:  # fmt: skip
     """`generate_6d` at the release size under each offload mode, beside the plan's peaks and step time."""
-    config = load_config(preset, ['model.model_dir=""', "model.gradient_checkpointing=false"])
+    # The release's guidance (two DiT passes per step) at every size: the tiny preset samples with 1.
+    guidance = f"sampling.guidance={SamplingConfig().guidance}"
+    config = load_config(preset, ['model.model_dir=""', "model.gradient_checkpointing=false", guidance])
     p = plan(config, gpus=1, gpu=gpu, mfu=report.mfu)
     per_step = p.sampling.passes
     sampling = dataclasses.replace(config.sampling, frames=config.data.num_frames, steps=steps)

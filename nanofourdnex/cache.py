@@ -137,6 +137,7 @@ def encode_clips(
     dataset = clip_dataset(config, root)
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard index {shard_index} must lie in [0, {num_shards})")
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a bad output location fails before any model loads
     encoders = build_encoders(config, seed=config.train.seed)
     autoencoder, strategy = build_autoencoder(config), config.model.fusion
     files = build_cache(

@@ -210,9 +210,9 @@ def build_sharded_model(
     broadcast_model_state(model, host)
     recompute_rope(model)
     if host is not None and config.model.model_dir:  # the pretrained base is never written: free its RAM
-        for parameter in host.parameters():
+        for parameter in host.parameters():  # (one zero broadcast to the shape; a meta tensor cannot be set)
             if not parameter.requires_grad:
-                parameter.data = parameter.data.to("meta")
+                parameter.data = torch.zeros((), dtype=parameter.dtype).expand(parameter.shape)
     return ShardedModel(model, host)
 
 

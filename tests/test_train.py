@@ -62,13 +62,15 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_losses_exactly(tmp_
 
 
 def test_checkpoints_are_safetensors_and_json_written_atomically(tmp_path):
-    result = train(micro_config(tmp_path, "run", steps=4, val_every=4, save_every=1), progress=False)
+    config = micro_config(tmp_path, "run", steps=4, val_every=4, save_every=1)
+    config.lora.train_base = ("proj_out",)  # a random base (no model_dir) with part of it trained in full
+    result = train(config, progress=False)
     checkpoints = sorted((result.out / "checkpoints").iterdir())
     assert [c.name for c in checkpoints] == ["step_0000003", "step_0000004"]  # the last two are kept
     assert (result.out / "latest").read_text().strip() == "step_0000004"
     files = {p.name for p in checkpoints[-1].iterdir()}
     weights = {LORA_FILE, DOMAIN_FILE, TRAINED_BASE_FILE, OPTIMIZER_FILE, RANDOM_INIT_FILE}
-    assert files == weights | {STATE_FILE, "config.json"}  # the tiny preset trains part of its base
+    assert files == weights | {STATE_FILE, "config.json"}
     for name in weights:
         assert load_file(str(checkpoints[-1] / name))  # loads without pickle
     assert json.loads((checkpoints[-1] / STATE_FILE).read_text())["step"] == 4

@@ -17,16 +17,18 @@
 # # 05 · Train the tiny 4DNeX, generate a 4D scene, render a novel view
 #
 # Everything so far, in one run. The tiny preset (`tiny_configs/tiny.toml`) is the paper's training set-up at
-# CPU size: the same diffusers `WanTransformer3DModel` class (4 layers, width 128, random init), a peft LoRA,
-# width-wise fusion, shared RoPE and domain embeddings, the guided mask, Eq. 5-6 — on synthetic 6D videos of
-# 9 frames × 16×24 pixels, with an exact pixel-unshuffle autoencoder instead of the Wan VAE.
+# CPU size: the same diffusers `WanTransformer3DModel` class (4 layers, width 128), loaded with
+# `from_pretrained` from the shipped tiny image-to-video base (`pretrained/tiny-wan-i2v`, the stand-in for
+# Wan2.1, made by `nano4d pretrain --tiny`) and kept frozen; a peft LoRA on its attention, width-wise fusion,
+# shared RoPE and domain embeddings, the guided mask, Eq. 5-6 — on synthetic 6D videos of 9 frames × 16×24
+# pixels, with an exact pixel-unshuffle autoencoder instead of the Wan VAE.
 #
 # Then generation (§4.3, Fig. 6): image → 6D video → cameras and depth (Eq. 12-13) → point clouds → a
 # novel-view video, rendered by splatting the points (the paper hands them to TrajectoryCrafter, which also
 # inpaints the holes; we stop before that, so holes stay black).
 #
 # Set `NANO4D_TUTORIAL_QUICK=1` for a few training steps only (the results are then noise-like); without it
-# the notebook trains the full preset, 10-15 minutes on 2 cores.
+# the notebook trains the full preset, about 6 minutes on one core.
 
 # %%
 import dataclasses
@@ -50,7 +52,7 @@ from nanofourdnex.viz import figure, plot_recovery
 
 QUICK = os.environ.get("NANO4D_TUTORIAL_QUICK") == "1"  # small settings (the test suite sets it)
 OUT = Path(tempfile.mkdtemp(prefix="nano4d_05_"))  # data, run folder and outputs all go here
-SAMPLING_STEPS = 10 if QUICK else 50
+SAMPLING_STEPS = 10 if QUICK else None  # None: the run's own setting (the tiny preset's 30)
 
 
 def show(path: Path) -> None:
@@ -67,8 +69,8 @@ def show(path: Path) -> None:
 # `load_config("tiny", overrides)` layers the preset over the paper's defaults (config.py) and applies
 # `section.key=value` overrides — here only the folders, and in quick mode fewer clips and steps.
 # `train.train(config)` writes the synthetic clips on first use, encodes them once into a latent cache, and
-# runs AdamW on the trainable parameters (`FourDNeX.trainable_parameters()`: the LoRA, the domain embeddings
-# and whatever else the preset unfreezes); it is exactly what `nano4d train --tiny` runs.
+# runs AdamW on the trainable parameters (`FourDNeX.trainable_parameters()`: the LoRA and the domain
+# embeddings; the base stays frozen, as in the paper); it is exactly what `nano4d train --tiny` runs.
 
 # %%
 overrides = [
@@ -95,19 +97,25 @@ show(result.out / "loss.png")
 # %% [markdown]
 # The validation loss is Eq. 6 on held-out clips with fixed noise and a fixed grid of $t$, so it is
 # comparable from step to step. A checkpoint folder holds the LoRA in diffusers' format, the domain
-# embeddings, the optimizer state, and — because this base DiT is random, not pretrained — the base weights.
+# embeddings and the optimizer state; the frozen base is read again from the preset's `model.model_dir`.
 #
 # ## Generate a 6D video from a held-out image
 #
 # `generate.load_inference` rebuilds the trained network from the run folder. `generate_6d` conditions on
 # the image and the sloped plane $X^{init}$ side by side, encoded once (Eq. 7), the guided mask (Eq. 10) and
-# the caption with classifier-free guidance, and integrates the flow from noise (notebook 02) with UniPC.
+# the caption (guided by classifier-free guidance when `sampling.guidance` > 1; the tiny preset samples with
+# 1, which measured best for a model trained without prompt dropout), and integrates the flow from noise
+# (notebook 02) with UniPC.
 
 # %%
 inference = load_inference(result.out)
 held_out = ClipDataset(config.data.val_root, config.data.num_frames, config.data.height, config.data.width)[0]
 print("caption:", held_out.caption)
-sampling = dataclasses.replace(inference.config.sampling, frames=config.data.num_frames, steps=SAMPLING_STEPS)
+sampling = dataclasses.replace(
+    inference.config.sampling,
+    frames=config.data.num_frames,
+    steps=SAMPLING_STEPS or inference.config.sampling.steps,
+)
 six = generate_6d(
     inference.model,
     inference.autoencoder,
@@ -143,9 +151,9 @@ show(OUT / "generated.png")
 
 # %% [markdown]
 # In quick mode all of this is noise. After the full preset, judge the geometry first: it is what the project
-# measures (below, and over several scenes in `benchmarks/generation_quality.py`). A 1 M-parameter DiT
-# trained from scratch on 64 clips has no video prior, so do not expect its RGB to look like what the
-# pretrained 14B model makes.
+# measures (below, and over several scenes in `benchmarks/generation_quality.py`). The RGB comes from a
+# 1 M-parameter base pretrained for 50 CPU-minutes on synthetic scenes: it keeps the first frame and moves
+# little after it, so do not expect the motion the pretrained 14B model makes.
 #
 # How good is the geometry? Both the generated and the true XYZ live in the normalised first-camera frame
 # ([−1, 1], notebook 01), so they compare directly. The baseline is the condition itself: the sloped plane

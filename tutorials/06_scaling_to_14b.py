@@ -216,8 +216,8 @@ for line in differences:
 # %% [markdown]
 # Read as "full → tiny": the network shrinks (40 → 4 blocks, width 5120 → 128) but keeps its structure; the
 # Wan VAE becomes the exact pixel stand-in, with its own traced Eq. 8 statistics; 49 frames of 480×720
-# become 9 of 16×24; a random-init base needs more trainable capacity for its size (rank 32 on width 128,
-# the FFN adapted too) and a higher learning rate; bf16 and gradient
+# become 9 of 16×24; the base is the shipped pretrained miniature (`pretrained/tiny-wan-i2v`, made by
+# `nano4d pretrain --tiny`) instead of Wan2.1, adapted with rank 32 and a higher learning rate; bf16 and gradient
 # checkpointing are GPU economies switched off on the CPU. Everything else — fusion, RoPE, the mask, the loss,
 # the sampler, the checkpoint format — is shared, which is why the tiny run tests the full one.
 

@@ -22,7 +22,8 @@ from ..paper.reprojection import CameraRecovery, rotation_angle
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """Peak signal-to-noise ratio in dB of two images (or videos) in [0, 1]; inf when they are equal."""
-    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
+    error = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    mse = float(np.mean(np.ascontiguousarray(error) ** 2))  # summed in one order whatever the memory layout
     return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
 
 
