@@ -273,7 +273,8 @@ def _refine(
             moved = max(np.abs(delta).max(), np.abs(delta_s).max())
             converged = moved < tolerance + 1e-3 * sigma.min()
             rotation = _rodrigues(delta[:, :3])
-            with np.errstate(over="ignore", invalid="ignore"):  # a wild step is simply rejected
+            # A wild step (an overflowing or vanishing focal) is simply rejected, without a warning.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 candidate = (
                     rotation @ R,
                     np.einsum("tij,tj->ti", rotation, t) + delta[:, 3:],
