@@ -6,6 +6,7 @@ Spec: specs/pretraining.md
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,27 @@ def test_the_shipped_base_matches_its_manifest_and_the_tiny_preset_and_loads_lik
     assert encoders.encode_text(["a red ball"]).shape == (1, 512, tiny.model.text_dim)
     assert not any(p.requires_grad for p in encoders.text_encoder.parameters())
     assert sum(p.numel() for p in transformer.parameters()) == manifest["parameters"]
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="the shipped tiny base is not in this checkout")
+def test_train_tiny_is_the_papers_recipe_on_the_shipped_base():
+    """Base frozen and loaded unchanged; only LoRA on the attention projections and the domain embeddings train."""
+    from safetensors.torch import load_file
+
+    from nanofourdnex.model import build_model
+
+    tiny = load_config("tiny")
+    assert tiny.lora.train_base == () and not tiny.lora.ffn
+    model = build_model(tiny, build_autoencoder(tiny).latent_channels)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    lora = re.compile(r"\.attn[12]\.(to_q|to_k|to_v|to_out\.0)\.lora_[AB]\.default\.weight$")
+    assert trainable and all(lora.search(name) or "domain_embedding" in name for name in trainable)
+    assert any("attn1" in name for name in trainable) and any("attn2" in name for name in trainable)
+    shipped = load_file(str(SHIPPED / "transformer" / "diffusion_pytorch_model.safetensors"))
+    base = {
+        name.replace("transformer.", "", 1).replace(".base_layer", ""): p
+        for name, p in model.named_parameters()
+        if not p.requires_grad
+    }
+    assert set(shipped) <= set(base)  # every pretrained weight is in the model, frozen ...
+    assert all(torch.equal(base[name], value) for name, value in shipped.items())  # ... and unchanged
