@@ -42,7 +42,7 @@ from nanofourdnex.data import ClipDataset
 from nanofourdnex.generate import generate_6d, load_inference
 from nanofourdnex.paper.reprojection import recover_cameras
 from nanofourdnex.paper.xyz_init import sloped_plane
-from nanofourdnex.synthetic import write_dataset
+from nanofourdnex.synthetic import CAMERA_TURNS, write_dataset
 from nanofourdnex.tools.scores import focal_error, point_error, psnr, rotation_error
 
 HELD_OUT_SEED = 777  # the tiny preset's clips use seeds 0 (train), 100,000 (validation); pretraining 2026
@@ -56,7 +56,7 @@ def rgb_scores(rgb: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def flip_camera(caption: str) -> str:
     """The caption with the camera's orbit direction swapped (the synthetic captions' wording)."""
-    left, right = "orbits to the left", "orbits to the right"
+    left, right = CAMERA_TURNS
     flipped = caption.replace(left, "\0").replace(right, left).replace("\0", right)
     if flipped == caption:
         raise ValueError(f"no camera direction in the caption {caption!r}")

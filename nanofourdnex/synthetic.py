@@ -73,6 +73,8 @@ WALLS = {
     "terracotta": ((0.7, 0.35, 0.25), (0.85, 0.55, 0.4)),
 }
 WALL_PATTERNS = ("striped", "brick", "polka-dot")
+# The caption's camera direction: the azimuth φ about TARGET decreasing, increasing.
+CAMERA_TURNS = ("orbits to the left", "orbits to the right")
 
 
 @dataclass
@@ -302,7 +304,7 @@ def make_scene(
     depth = depth.reshape(num_frames, -1, samples)[:, :, centre]
     xyz = xyz.reshape(num_frames, -1, samples, 3)[:, :, centre]
 
-    turn = "orbits to the right" if dphi > 0 else "orbits to the left"
+    turn = CAMERA_TURNS[int(dphi > 0)]
     dolly = " while moving closer" if dr < -0.5 else (" while pulling back" if dr > 0.2 else "")
     movers = ", ".join(phrases[:-1]) + f" and {phrases[-1]}"
     caption = (

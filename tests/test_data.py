@@ -28,7 +28,7 @@ from nanofourdnex.data import (
     to_first_camera,
     unproject,
 )
-from nanofourdnex.synthetic import clip_seed, make_scene, write_clip, write_dataset
+from nanofourdnex.synthetic import CAMERA_TURNS, TARGET, clip_seed, make_scene, write_clip, write_dataset
 
 from .strategies import seeds
 
@@ -94,6 +94,16 @@ def test_scenes_are_deterministic_per_seed():
     assert a.caption == b.caption
     for field in ("rgb", "depth", "K", "c2w", "xyz"):
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
+
+
+@given(seeds)
+def test_the_caption_says_which_way_the_camera_orbits(seed):
+    """The camera's azimuth φ about the target, eye = target + (r·sin φ, −r·cos φ, ·): right when φ grows."""
+    scene = make_scene(seed, num_frames=5, height=4, width=6, supersample=1)
+    offset = scene.c2w[:, :3, 3] - TARGET
+    azimuth = np.arctan2(offset[:, 0], -offset[:, 1])
+    turn = CAMERA_TURNS[int(azimuth[-1] > azimuth[0])]
+    assert turn in scene.caption and CAMERA_TURNS[int(azimuth[-1] < azimuth[0])] not in scene.caption
 
 
 def test_scenes_and_captions_differ_across_seeds():
