@@ -42,7 +42,7 @@ from nanofourdnex.data import ClipDataset
 from nanofourdnex.generate import generate_6d, load_inference
 from nanofourdnex.paper.reprojection import recover_cameras
 from nanofourdnex.paper.xyz_init import sloped_plane
-from nanofourdnex.synthetic import CAMERA_TURNS, write_dataset
+from nanofourdnex.synthetic import flip_camera_turn, write_dataset
 from nanofourdnex.tools.scores import focal_error, point_error, psnr, rotation_error
 
 HELD_OUT_SEED = 777  # the tiny preset's clips use seeds 0 (train), 100,000 (validation); pretraining 2026
@@ -52,15 +52,6 @@ def rgb_scores(rgb: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Frame-0 PSNR against the input, frames 1..T PSNR against the truth; rgb, truth (T, H, W, 3) uint8."""
     video, true = rgb / 255.0, truth / 255.0
     return {"frame 0 PSNR (dB)": psnr(video[0], true[0]), "frames 1..T PSNR (dB)": psnr(video[1:], true[1:])}
-
-
-def flip_camera(caption: str) -> str:
-    """The caption with the camera's orbit direction swapped (the synthetic captions' wording)."""
-    left, right = CAMERA_TURNS
-    flipped = caption.replace(left, "\0").replace(right, left).replace("\0", right)
-    if flipped == caption:
-        raise ValueError(f"no camera direction in the caption {caption!r}")
-    return flipped
 
 
 def main() -> None:
@@ -144,7 +135,7 @@ def main() -> None:
                     inference.autoencoder,
                     inference.encoders,
                     sample.first_frame,
-                    flip_camera(sample.caption),
+                    flip_camera_turn(sample.caption),
                     sampling,
                 ).rgb.numpy()
                 row |= {

@@ -68,7 +68,7 @@ class SyntheticVideos:
     """A pool of synthetic scenes in the latent cache's layout: clip i → rgb, cond (z, f, h, w), text, image.
 
     Scene i is `make_scene(clip_seed(seed, i))` at the configured size. The pool keeps each scene's 8-bit
-    video and its caption and image embeddings (text in float16) and encodes videos per batch: cheap for
+    video, its caption (`captions`) and its caption and image embeddings (text in float16) and encodes videos per batch: cheap for
     the pixel stand-in, the only autoencoder a tiny pretraining uses.
     """
 
@@ -78,7 +78,7 @@ class SyntheticVideos:
     ):  # fmt: skip
         data = config.data
         self.num_frames, self.encode = data.num_frames, autoencoder.base.encode  # RGB only: no Eq. 8
-        videos, texts, images = [], [], []
+        videos, texts, images, self.captions = [], [], [], []
         chunks = range(0, count, 64)
         for start in tqdm(chunks, desc=f"scenes (seed {seed})", unit="×64", disable=not progress):
             indices = range(start, min(count, start + 64))
@@ -87,6 +87,7 @@ class SyntheticVideos:
             ]
             video = torch.from_numpy(np.stack([scene.rgb for scene in scenes]))  # (B, T, H, W, 3) uint8
             videos.append(video)
+            self.captions += [scene.caption for scene in scenes]
             texts.append(encoders.encode_text([scene.caption for scene in scenes]).half())  # c_txt as is
             images.append(encoders.encode_image(video[:, 0].permute(0, 3, 1, 2).float() / 127.5 - 1))  # c_img
         self.videos, self.texts, self.images = torch.cat(videos), torch.cat(texts), torch.cat(images)

@@ -77,6 +77,15 @@ WALL_PATTERNS = ("striped", "brick", "polka-dot")
 CAMERA_TURNS = ("orbits to the left", "orbits to the right")
 
 
+def flip_camera_turn(caption: str) -> str:
+    """A synthetic caption with the camera's orbit direction swapped (the caption of the scene's twin)."""
+    left, right = CAMERA_TURNS
+    flipped = caption.replace(left, "\0").replace(right, left).replace("\0", right)
+    if flipped == caption:
+        raise ValueError(f"no camera direction in the caption {caption!r}")
+    return flipped
+
+
 @dataclass
 class Scene:
     """One rendered clip: exact RGB, depth, cameras and world point maps."""
@@ -207,13 +216,21 @@ def _article(word: str) -> str:
 
 
 def make_scene(
-    seed: int, num_frames: int = 17, height: int = 64, width: int = 96, supersample: int = 3
-) -> Scene:
-    """Render the scene drawn from `seed`: T = num_frames frames of H × W pixels, S × S rays per pixel colour."""
+    seed: int, num_frames: int = 17, height: int = 64, width: int = 96, supersample: int = 3,
+    camera_turn: int | None = None,
+) -> Scene:  # fmt: skip
+    """Render the scene drawn from `seed`: T = num_frames frames of H × W pixels, S × S rays per pixel colour.
+
+    camera_turn = −1 or +1 sets the sign of the camera's orbit (the azimuth φ's change: left, right)
+    instead of its drawn one; every other draw stays the same, so the scene's twin keeps frame 0, the
+    objects and their motion, and only its camera turns the other way (and its caption says so).
+    """
     if num_frames < 1 or height < 2 or width < 2:
         raise ValueError(
             f"need num_frames >= 1 and height, width >= 2, got ({num_frames}, {height}, {width})"
         )
+    if camera_turn not in (None, -1, 1):
+        raise ValueError(f"camera_turn must be -1, +1 or None (drawn), got {camera_turn!r}")
     if supersample < 1 or supersample % 2 == 0:
         raise ValueError(f"supersample must be odd and >= 1 (a ray through the centre), got {supersample}")
     rng = np.random.default_rng(seed)
@@ -222,6 +239,8 @@ def make_scene(
 
     # Camera: orbit angle φ, radius r and height h around TARGET, eased from start to end.
     phi0, dphi = np.radians(rng.uniform(-8, 8)), np.radians(rng.uniform(6, 18)) * rng.choice([-1, 1])
+    if camera_turn is not None:
+        dphi = abs(dphi) * camera_turn
     r0, dr = rng.uniform(6.0, 7.5), rng.uniform(-1.5, 0.5)
     h0, dh = rng.uniform(1.6, 2.6), rng.uniform(-0.4, 0.4)
     phi, radius, rise = phi0 + dphi * ease, r0 + dr * ease, h0 + dh * ease

@@ -28,7 +28,15 @@ from nanofourdnex.data import (
     to_first_camera,
     unproject,
 )
-from nanofourdnex.synthetic import CAMERA_TURNS, TARGET, clip_seed, make_scene, write_clip, write_dataset
+from nanofourdnex.synthetic import (
+    CAMERA_TURNS,
+    TARGET,
+    clip_seed,
+    flip_camera_turn,
+    make_scene,
+    write_clip,
+    write_dataset,
+)
 
 from .strategies import seeds
 
@@ -104,6 +112,31 @@ def test_the_caption_says_which_way_the_camera_orbits(seed):
     azimuth = np.arctan2(offset[:, 0], -offset[:, 1])
     turn = CAMERA_TURNS[int(azimuth[-1] > azimuth[0])]
     assert turn in scene.caption and CAMERA_TURNS[int(azimuth[-1] < azimuth[0])] not in scene.caption
+
+
+@given(seeds)
+def test_a_scenes_twin_differs_only_in_the_way_its_camera_turns(seed):
+    """camera_turn=±1 flips the orbit's sign and nothing else: same frame 0, radius, height and caption words."""
+    small = dict(num_frames=5, height=4, width=6, supersample=1)
+    scene = make_scene(seed, **small)
+    offset = scene.c2w[:, :3, 3] - TARGET
+    drawn = 1 if np.arctan2(offset[-1, 0], -offset[-1, 1]) > np.arctan2(offset[0, 0], -offset[0, 1]) else -1
+    same, twin = make_scene(seed, **small, camera_turn=drawn), make_scene(seed, **small, camera_turn=-drawn)
+    assert same.caption == scene.caption and np.array_equal(same.rgb, scene.rgb)
+    assert twin.caption == flip_camera_turn(scene.caption) and flip_camera_turn(twin.caption) == scene.caption
+    assert np.array_equal(twin.rgb[0], scene.rgb[0]) and np.array_equal(twin.xyz[0], scene.xyz[0])
+    twin_offset = twin.c2w[:, :3, 3] - TARGET
+    same_distance = np.linalg.norm(twin_offset, axis=1), np.linalg.norm(offset, axis=1)  # radius and height
+    np.testing.assert_allclose(*same_distance)
+    azimuth = np.arctan2(offset[:, 0], -offset[:, 1])
+    twin_azimuth = np.arctan2(twin_offset[:, 0], -twin_offset[:, 1])
+    np.testing.assert_allclose(twin_azimuth - twin_azimuth[0], -(azimuth - azimuth[0]), atol=1e-12)
+    assert not np.array_equal(twin.rgb[-1], scene.rgb[-1])
+
+
+def test_camera_turn_must_be_a_sign():
+    with pytest.raises(ValueError, match="camera_turn"):
+        make_scene(0, num_frames=2, height=4, width=6, camera_turn=2)
 
 
 def test_scenes_and_captions_differ_across_seeds():

@@ -58,6 +58,7 @@ def test_the_pretraining_loss_is_wans_i2v_objective_in_paper_time():
     torch.testing.assert_close(
         batch["text"][1], encoders.encode_text([scene.caption])[0], atol=1e-3, rtol=1e-3
     )
+    assert data.captions[1] == scene.caption and len(data.captions) == 2
     z = batch["rgb"].shape[1]
     stub, t = RecordingDiT(z), torch.tensor([0.2, 0.9])
     noise = torch.randn_like(batch["rgb"])
