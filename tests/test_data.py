@@ -134,9 +134,11 @@ def test_a_scenes_twin_differs_only_in_the_way_its_camera_turns(seed):
     assert not np.array_equal(twin.rgb[-1], scene.rgb[-1])
 
 
-def test_camera_turn_must_be_a_sign():
+def test_camera_turn_must_be_a_sign_and_a_flip_needs_a_direction():
     with pytest.raises(ValueError, match="camera_turn"):
         make_scene(0, num_frames=2, height=4, width=6, camera_turn=2)
+    with pytest.raises(ValueError, match="no camera direction"):
+        flip_camera_turn("a red box slides to the left; the camera is still.")
 
 
 def test_scenes_and_captions_differ_across_seeds():
