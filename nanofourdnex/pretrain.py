@@ -68,8 +68,8 @@ class SyntheticVideos:
     """A pool of synthetic scenes in the latent cache's layout: clip i → rgb, cond (z, f, h, w), text, image.
 
     Scene i is `make_scene(clip_seed(seed, i))` at the configured size. The pool keeps each scene's 8-bit
-    video, its caption (`captions`) and its caption and image embeddings (text in float16) and encodes videos per batch: cheap for
-    the pixel stand-in, the only autoencoder a tiny pretraining uses.
+    video, its caption (`captions`) with its embedding (float16) and its image embedding, and encodes videos
+    per batch: cheap for the pixel stand-in, the only autoencoder a tiny pretraining uses.
     """
 
     def __init__(
