@@ -89,19 +89,19 @@ def main() -> None:
         cells = " | ".join(f"{v:.4f}" for v in values)
         print(f"| {name} | {cells} | {np.mean(values):.4f} | {np.mean(values) - reference:+.4f} |")
 
-    def latent(video: np.ndarray) -> torch.Tensor:  # (T, H, W, 3) uint8 → x1 as the base sees it
-        return autoencoder.base.encode(torch.from_numpy(video).permute(3, 0, 1, 2)[None].float() / 127.5 - 1)
-
-    twin, repeat, worth = [], [], []
-    for index in range(args.scenes):
-        data = config.data
-        seed = clip_seed(args.seed, index)
-        truth = make_scene(seed, data.num_frames, data.height, data.width)
-        turn = 1 if CAMERA_TURNS[1] in truth.caption else -1
-        other = make_scene(seed, data.num_frames, data.height, data.width, camera_turn=-turn)
-        twin.append(psnr(other.rgb[1:] / 255, truth.rgb[1:] / 255))
-        repeat.append(psnr(np.repeat(truth.rgb[:1], len(truth.rgb) - 1, 0) / 255, truth.rgb[1:] / 255))
-        worth.append((latent(truth.rgb) - latent(other.rgb)).pow(2).mean().item() / 4)
+    twin, repeat, worth, data = [], [], [], config.data
+    for index in range(args.scenes):  # the truth is the pool's scene; only its twin is rendered here
+        truth = scenes.videos[index].numpy()  # (T, H, W, 3) uint8
+        turn = 1 if CAMERA_TURNS[1] in scenes.captions[index] else -1
+        other = make_scene(
+            clip_seed(args.seed, index), data.num_frames, data.height, data.width, camera_turn=-turn
+        ).rgb
+        twin.append(psnr(other[1:] / 255, truth[1:] / 255))
+        repeat.append(psnr(np.repeat(truth[:1], len(truth) - 1, 0) / 255, truth[1:] / 255))
+        other_x1 = autoencoder.base.encode(
+            torch.from_numpy(other).permute(3, 0, 1, 2)[None].float() / 127.5 - 1
+        )
+        worth.append((batch["rgb"][index] - other_x1[0]).pow(2).mean().item() / 4)  # x1 as the base sees it
     print("\n| frames 1..T PSNR against the truth (dB) | mean ± sd |\n|---|---|")
     print(f"| repeat the input image | {np.mean(repeat):.2f} ± {np.std(repeat):.2f} |")
     print(

@@ -104,12 +104,17 @@ def test_scenes_are_deterministic_per_seed():
         assert np.array_equal(getattr(a, field), getattr(b, field)), field
 
 
+def camera_azimuth(scene) -> np.ndarray:
+    """(T,) the camera's azimuth φ about the target, eye = target + (r·sin φ, −r·cos φ, ·)."""
+    offset = scene.c2w[:, :3, 3] - TARGET
+    return np.arctan2(offset[:, 0], -offset[:, 1])
+
+
 @given(seeds)
 def test_the_caption_says_which_way_the_camera_orbits(seed):
-    """The camera's azimuth φ about the target, eye = target + (r·sin φ, −r·cos φ, ·): right when φ grows."""
+    """The caption says right when the camera's azimuth φ about the target grows."""
     scene = make_scene(seed, num_frames=5, height=4, width=6, supersample=1)
-    offset = scene.c2w[:, :3, 3] - TARGET
-    azimuth = np.arctan2(offset[:, 0], -offset[:, 1])
+    azimuth = camera_azimuth(scene)
     turn = CAMERA_TURNS[int(azimuth[-1] > azimuth[0])]
     assert turn in scene.caption and CAMERA_TURNS[int(azimuth[-1] < azimuth[0])] not in scene.caption
 
@@ -119,17 +124,15 @@ def test_a_scenes_twin_differs_only_in_the_way_its_camera_turns(seed):
     """camera_turn=±1 flips the orbit's sign and nothing else: same frame 0, radius, height and caption words."""
     small = dict(num_frames=5, height=4, width=6, supersample=1)
     scene = make_scene(seed, **small)
-    offset = scene.c2w[:, :3, 3] - TARGET
-    drawn = 1 if np.arctan2(offset[-1, 0], -offset[-1, 1]) > np.arctan2(offset[0, 0], -offset[0, 1]) else -1
+    azimuth = camera_azimuth(scene)
+    drawn = 1 if azimuth[-1] > azimuth[0] else -1
     same, twin = make_scene(seed, **small, camera_turn=drawn), make_scene(seed, **small, camera_turn=-drawn)
     assert same.caption == scene.caption and np.array_equal(same.rgb, scene.rgb)
     assert twin.caption == flip_camera_turn(scene.caption) and flip_camera_turn(twin.caption) == scene.caption
     assert np.array_equal(twin.rgb[0], scene.rgb[0]) and np.array_equal(twin.xyz[0], scene.xyz[0])
-    twin_offset = twin.c2w[:, :3, 3] - TARGET
-    same_distance = np.linalg.norm(twin_offset, axis=1), np.linalg.norm(offset, axis=1)  # radius and height
-    np.testing.assert_allclose(*same_distance)
-    azimuth = np.arctan2(offset[:, 0], -offset[:, 1])
-    twin_azimuth = np.arctan2(twin_offset[:, 0], -twin_offset[:, 1])
+    distance = [np.linalg.norm(s.c2w[:, :3, 3] - TARGET, axis=1) for s in (twin, scene)]  # radius and height
+    np.testing.assert_allclose(*distance)
+    twin_azimuth = camera_azimuth(twin)
     np.testing.assert_allclose(twin_azimuth - twin_azimuth[0], -(azimuth - azimuth[0]), atol=1e-12)
     assert not np.array_equal(twin.rgb[-1], scene.rgb[-1])
 
