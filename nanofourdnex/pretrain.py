@@ -109,17 +109,23 @@ class SyntheticVideos:
         }
 
 
+def i2v_velocity(
+    transformer: WanTransformer3DModel, batch: dict[str, torch.Tensor], x_t: torch.Tensor, t: torch.Tensor
+) -> torch.Tensor:
+    """The base's velocity u at x_t (B, z, f, h, w) as a Wan I2V model: mask 1 on the first frame, c, c_txt, c_img."""
+    frames, h, w = x_t.shape[-3:]
+    num_frames = TEMPORAL_COMPRESSION * (frames - 1) + 1
+    mask = pack_temporal(modality_mask(num_frames, h, w, RGB_FIRST_FRAME))  # (4, f, h, w)
+    mask = mask[None].expand(x_t.shape[0], -1, -1, -1, -1).to(x_t.device)
+    return wan_velocity(transformer, x_t, t, mask, batch["cond"], batch["text"], batch["image"])
+
+
 def i2v_loss(
     transformer: WanTransformer3DModel, batch: dict[str, torch.Tensor], noise: torch.Tensor, t: torch.Tensor
 ) -> torch.Tensor:
     """Wan I2V flow matching on RGB latents (B, z, f, h, w): mask 1 on the first frame, Eq. 5-6 in paper time."""
     x1 = batch["rgb"]
-    frames, h, w = x1.shape[-3:]
-    num_frames = TEMPORAL_COMPRESSION * (frames - 1) + 1
-    mask = pack_temporal(modality_mask(num_frames, h, w, RGB_FIRST_FRAME))  # (4, f, h, w)
-    mask = mask[None].expand(x1.shape[0], -1, -1, -1, -1).to(x1.device)
-    x_t = interpolate(noise, x1, t)  # Eq. 5
-    u = wan_velocity(transformer, x_t, t, mask, batch["cond"], batch["text"], batch["image"])
+    u = i2v_velocity(transformer, batch, interpolate(noise, x1, t), t)  # at x_t of Eq. 5
     return flow_matching_loss(u, noise, x1)  # Eq. 6
 
 

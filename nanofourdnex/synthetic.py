@@ -211,19 +211,48 @@ def _direction(dx: float) -> str:
     return "to the right" if dx > 0 else "to the left"
 
 
+def _dolly(dr: float) -> str:
+    """The caption's words for a change dr of the camera's distance to the target."""
+    return " while moving closer" if dr < -0.5 else (" while pulling back" if dr > 0.2 else "")
+
+
+def _bounces(hop: float) -> bool:
+    """Whether the caption says a sphere that hops `hop` high bounces (else it moves)."""
+    return hop > 0.25
+
+
+def _spins(spin: float) -> bool:
+    """Whether the caption says a box that turns by `spin` radians spins (else it slides)."""
+    return abs(spin) > np.radians(40)
+
+
 def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
+def _redraw(rng: np.random.Generator, low: float, high: float, words, drawn: float) -> float:
+    """A uniform draw on [low, high) given the caption's words for it, words(value) == words(drawn) (by rejection)."""
+    while words(value := rng.uniform(low, high)) != words(drawn):
+        pass
+    return value
+
+
 def make_scene(
     seed: int, num_frames: int = 17, height: int = 64, width: int = 96, supersample: int = 3,
-    camera_turn: int | None = None,
+    camera_turn: int | None = None, motion_seed: int | None = None,
 ) -> Scene:  # fmt: skip
     """Render the scene drawn from `seed`: T = num_frames frames of H × W pixels, S × S rays per pixel colour.
 
     camera_turn = −1 or +1 sets the sign of the camera's orbit (the azimuth φ's change: left, right)
     instead of its drawn one; every other draw stays the same, so the scene's twin keeps frame 0, the
     objects and their motion, and only its camera turns the other way (and its caption says so).
+
+    motion_seed redraws, from its own generator, everything that frame 0 and the caption leave open, from
+    its distribution given them: how far the camera orbits (its direction kept), its dolly (within the
+    caption's words) and rise, and each object's travel (its direction and frame-0 position kept), hop
+    (within "bounces"/"moves"), bounce count and spin (within "spins"/"slides"). Frame 0 and the caption
+    stay exactly the scene's, so the redraws are what a perfect image-to-video model of these data would
+    sample given its inputs (benchmarks/motion_ceiling.py).
     """
     if num_frames < 1 or height < 2 or width < 2:
         raise ValueError(
@@ -243,6 +272,11 @@ def make_scene(
         dphi = abs(dphi) * camera_turn
     r0, dr = rng.uniform(6.0, 7.5), rng.uniform(-1.5, 0.5)
     h0, dh = rng.uniform(1.6, 2.6), rng.uniform(-0.4, 0.4)
+    redraw = np.random.default_rng(motion_seed) if motion_seed is not None else None
+    if redraw is not None:  # frame 0 holds φ0, r0, h0; the caption the orbit's sign and the dolly's words
+        dphi = np.radians(redraw.uniform(6, 18)) * np.sign(dphi)
+        dr = _redraw(redraw, -1.5, 0.5, _dolly, dr)
+        dh = redraw.uniform(-0.4, 0.4)
     phi, radius, rise = phi0 + dphi * ease, r0 + dr * ease, h0 + dh * ease
     eye = TARGET + np.stack([radius * np.sin(phi), -radius * np.cos(phi), rise - TARGET[2]], -1)
     c2w = _look_at(eye, TARGET)
@@ -269,20 +303,28 @@ def make_scene(
         colour = np.array(OBJECT_COLOURS[colour_name])
         dx = rng.uniform(1.0, 2.5) * rng.choice([-1, 1])
         x = rng.uniform(-1.5, 1.5) + dx * (s - 0.5)
+        if redraw is not None:  # the same direction and x[0]: a travel that keeps x at s = 1/2 within ±1.5
+            sign = np.sign(dx)
+            dx = sign * redraw.uniform(max(1.0, -3 - 2 * sign * x[0]), min(2.5, 3 - 2 * sign * x[0]))
+            x = x[0] + dx * s
         if rng.random() < 0.5:
             r = rng.uniform(0.4, 0.65)
-            hop = rng.uniform(0.0, 0.8)
-            z = r + hop * (1 - np.cos(2 * np.pi * rng.integers(1, 3) * s)) / 2  # smooth bounces
+            hop, bounces = rng.uniform(0.0, 0.8), rng.integers(1, 3)
+            if redraw is not None:
+                hop, bounces = _redraw(redraw, 0.0, 0.8, _bounces, hop), redraw.integers(1, 3)
+            z = r + hop * (1 - np.cos(2 * np.pi * bounces * s)) / 2  # smooth bounces
             center = np.stack([x, np.full_like(s, lane), z], -1)[:, None]
             objects.append(_Sphere(center, r, colour))
-            verb = "bounces" if hop > 0.25 else "moves"
+            verb = "bounces" if _bounces(hop) else "moves"
             phrases.append(f"{_article(colour_name)} {colour_name} sphere {verb} {_direction(dx)}")
         else:
             half = np.array([rng.uniform(0.3, 0.5), rng.uniform(0.3, 0.5), rng.uniform(0.3, 0.6)])
             spin = np.radians(rng.uniform(-120, 120))
+            if redraw is not None:
+                spin = _redraw(redraw, np.radians(-120), np.radians(120), _spins, spin)
             center = np.stack([x, np.full_like(s, lane), np.full_like(s, half[2])], -1)[:, None]
             objects.append(_Box(center, rng.uniform(0, np.pi / 2) + spin * s, half, colour))
-            verb = "spins" if abs(spin) > np.radians(40) else "slides"
+            verb = "spins" if _spins(spin) else "slides"
             phrases.append(f"{_article(colour_name)} {colour_name} box {verb} {_direction(dx)}")
 
     # Rays: origin o = camera centre, direction d = R·K⁻¹[u, v, 1]ᵀ (camera z = 1, so t = depth), S² per
@@ -324,7 +366,7 @@ def make_scene(
     xyz = xyz.reshape(num_frames, -1, samples, 3)[:, :, centre]
 
     turn = CAMERA_TURNS[int(dphi > 0)]
-    dolly = " while moving closer" if dr < -0.5 else (" while pulling back" if dr > 0.2 else "")
+    dolly = _dolly(dr)
     movers = ", ".join(phrases[:-1]) + f" and {phrases[-1]}"
     caption = (
         f"{movers} across a {floor_name} checkered floor in front of a {wall_name} {pattern} wall; "

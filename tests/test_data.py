@@ -10,6 +10,7 @@ import warnings
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,6 +32,8 @@ from nanofourdnex.data import (
 from nanofourdnex.synthetic import (
     CAMERA_TURNS,
     TARGET,
+    _dolly,
+    _redraw,
     clip_seed,
     flip_camera_turn,
     make_scene,
@@ -135,6 +138,33 @@ def test_a_scenes_twin_differs_only_in_the_way_its_camera_turns(seed):
     twin_azimuth = camera_azimuth(twin)
     np.testing.assert_allclose(twin_azimuth - twin_azimuth[0], -(azimuth - azimuth[0]), atol=1e-12)
     assert not np.array_equal(twin.rgb[-1], scene.rgb[-1])
+
+
+@given(seeds, seeds)
+def test_a_motion_redraw_keeps_what_the_model_sees_and_redraws_the_rest(seed, motion_seed):
+    """motion_seed keeps frame 0, K and the caption (hence the orbit's direction) and redraws the motion."""
+    small = dict(num_frames=5, height=4, width=6, supersample=1)
+    scene, redraw = make_scene(seed, **small), make_scene(seed, **small, motion_seed=motion_seed)
+    assert redraw.caption == scene.caption and np.array_equal(redraw.K, scene.K)
+    for field in ("rgb", "depth", "xyz", "c2w"):
+        assert np.array_equal(getattr(redraw, field)[0], getattr(scene, field)[0]), field
+    turn = np.diff(camera_azimuth(redraw)[[0, -1]])[0]  # the whole orbit: the ease reaches 1 at the end
+    assert np.sign(turn) == np.sign(np.diff(camera_azimuth(scene)[[0, -1]])[0])
+    assert np.radians(6) - 1e-9 <= abs(turn) <= np.radians(18) + 1e-9
+    assert not np.array_equal(redraw.c2w[-1], scene.c2w[-1])
+    again = make_scene(seed, **small, motion_seed=motion_seed)
+    assert np.array_equal(again.rgb, redraw.rgb)
+
+
+def test_motion_redraws_follow_the_datas_distribution_given_the_caption():
+    """The orbit angle is U(6°, 18°) whatever the scene drew; a dolly is uniform within its caption words."""
+    small = dict(num_frames=2, height=2, width=2, supersample=1)
+    turns = [np.diff(camera_azimuth(make_scene(11, **small, motion_seed=k)))[0] for k in range(300)]
+    assert len(set(np.sign(turns))) == 1
+    assert scipy.stats.kstest(np.degrees(np.abs(turns)), "uniform", args=(6, 12)).pvalue > 1e-3
+    rng = np.random.default_rng(0)
+    closer = [_redraw(rng, -1.5, 0.5, _dolly, -1.0) for _ in range(300)]  # "while moving closer": dr < −0.5
+    assert scipy.stats.kstest(closer, "uniform", args=(-1.5, 1.0)).pvalue > 1e-3
 
 
 def test_camera_turn_must_be_a_sign_and_a_flip_needs_a_direction():
