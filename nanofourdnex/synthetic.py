@@ -13,8 +13,8 @@ analytically, so every pixel's depth and world point is known in closed form. A 
 shaded with one directional light (ambient + Lambertian, with cast shadows of the objects).
 A pixel's colour is the mean of S × S rays spread evenly over its square (S = `supersample`, 3 by
 default): anti-aliased, as a camera's pixel integrates light, so a 16 × 24 frame shows a blurred
-checkerboard rather than a moiré of single samples. Depth and the point map are exact at pixel
-centres (the middle ray, S odd). Everything follows from the seed (numpy's PCG64), so a scene is reproducible bit for bit.
+checkerboard, not a moiré of single samples. Depth and the point map are exact at pixel centres (the
+middle ray, S odd). Everything follows from the seed (numpy's PCG64): a scene is reproducible bit for bit.
 
 Conventions (the whole project's):
 * World frame: z up, the ground at z = 0, the camera looking towards +y.
@@ -24,8 +24,7 @@ Conventions (the whole project's):
   [0, 0, 1]] with (cx, cy) = ((W−1)/2, (H−1)/2).
 * Unprojection X_world = c2w · [d·K⁻¹[u, v, 1]ᵀ; 1]. Rays are cast along R·K⁻¹[u, v, 1]ᵀ,
   whose camera-frame z is 1, so the ray parameter at the hit *is* the depth d.
-* Arrays: rgb (T, H, W, 3) uint8, depth (T, H, W) float32, K (T, 3, 3) and c2w (T, 4, 4)
-  float64, xyz (T, H, W, 3) float64 world points.
+* Arrays: rgb (T, H, W, 3) uint8, depth (T, H, W) float32, K (T, 3, 3), c2w (T, 4, 4), xyz (T, H, W, 3) float64.
 """
 
 from __future__ import annotations
@@ -247,12 +246,10 @@ def make_scene(
     instead of its drawn one; every other draw stays the same, so the scene's twin keeps frame 0, the
     objects and their motion, and only its camera turns the other way (and its caption says so).
 
-    motion_seed redraws, from its own generator, everything that frame 0 and the caption leave open, from
-    its distribution given them: how far the camera orbits (its direction kept), its dolly (within the
-    caption's words) and rise, and each object's travel (its direction and frame-0 position kept), hop
-    (within "bounces"/"moves"), bounce count and spin (within "spins"/"slides"). Frame 0 and the caption
-    stay exactly the scene's, so the redraws are what a perfect image-to-video model of these data would
-    sample given its inputs (benchmarks/motion_ceiling.py).
+    motion_seed redraws, from its own generator, what frame 0 and the caption leave open, from its
+    distribution given them: the orbit's angle (direction kept), dolly (within the caption's words), rise,
+    each object's travel (direction and frame-0 position kept), hop, bounces and spin (within the words).
+    Frame 0 and the caption stay the scene's: a perfect image-to-video model's samples (motion_ceiling.py).
     """
     if num_frames < 1 or height < 2 or width < 2:
         raise ValueError(
@@ -353,9 +350,7 @@ def make_scene(
     # Shading: ambient + Lambert n·l, the diffuse term removed where an object blocks the light.
     start = xyz + 1e-4 * normal
     light_dir = np.broadcast_to(LIGHT, xyz.shape)
-    shadow = np.zeros(depth.shape, dtype=bool)
-    for obj in objects:
-        shadow |= np.isfinite(obj.hit(start, light_dir))
+    shadow = np.any([np.isfinite(obj.hit(start, light_dir)) for obj in objects], axis=0)  # (T, N·S²)
     lambert = np.clip(_dot(normal, LIGHT), 0, None) * ~shadow
     colour = albedo * (AMBIENT + (1 - AMBIENT) * lambert)[..., None]  # (T, N·S², 3) in [0, 1]
     samples = supersample**2
@@ -365,22 +360,14 @@ def make_scene(
     depth = depth.reshape(num_frames, -1, samples)[:, :, centre]
     xyz = xyz.reshape(num_frames, -1, samples, 3)[:, :, centre]
 
-    turn = CAMERA_TURNS[int(dphi > 0)]
-    dolly = _dolly(dr)
     movers = ", ".join(phrases[:-1]) + f" and {phrases[-1]}"
     caption = (
         f"{movers} across a {floor_name} checkered floor in front of a {wall_name} {pattern} wall; "
-        f"the camera slowly {turn}{dolly}."
+        f"the camera slowly {CAMERA_TURNS[int(dphi > 0)]}{_dolly(dr)}."
     )
     shape = (num_frames, height, width)
-    return Scene(
-        rgb=rgb.reshape(*shape, 3),
-        depth=depth.reshape(shape).astype(np.float32),
-        K=np.tile(K, (num_frames, 1, 1)),
-        c2w=c2w,
-        xyz=xyz.reshape(*shape, 3),
-        caption=caption,
-    )
+    rgb, depth, xyz = rgb.reshape(*shape, 3), depth.reshape(shape).astype(np.float32), xyz.reshape(*shape, 3)
+    return Scene(rgb=rgb, depth=depth, K=np.tile(K, (num_frames, 1, 1)), c2w=c2w, xyz=xyz, caption=caption)
 
 
 def write_clip(scene: Scene, clip_dir: Path) -> Path:
