@@ -21,10 +21,16 @@ PSNR against the true frames of:
   the spread);
 - the base's own estimate of that mean: its prediction of x1 from pure noise, x̂1 = x_t + (1 − t)·u at t = 0,
   one network evaluation;
-- the base's sampled video (`pretrain.sample_i2v`, the tiny preset's sampling settings).
+- the base's sampled video (`pretrain.sample_i2v`, guidance 1, `--steps` UniPC steps, 30 by default:
+  a sample; the tiny preset generates with 2, nearer the mean).
 
 A sampler's error is about the posterior mean's plus the spread of the motion, so the sampled rows sit
 below the mean rows; the gap between the base's rows and the perfect ones is what the base has not learnt.
+
+A second table scores cameras as `generation_quality.py` does (recovered from the XYZ by Eq. 12-13,
+rotation error relative to frame 0 against the cameras recovered from the true XYZ) for a static camera,
+the perfect sampler and the direction-blind one: how low a model that does not read the camera's
+direction from the caption could bring the rotation error.
 """
 
 from __future__ import annotations
@@ -41,9 +47,10 @@ from nanofourdnex.autoencoder import build_autoencoder
 from nanofourdnex.conditioning import build_encoders
 from nanofourdnex.config import load_config
 from nanofourdnex.model import build_transformer
+from nanofourdnex.paper.reprojection import recover_cameras
 from nanofourdnex.pretrain import SyntheticVideos, i2v_velocity, sample_i2v
 from nanofourdnex.synthetic import clip_seed, make_scene
-from nanofourdnex.tools.scores import psnr
+from nanofourdnex.tools.scores import psnr, rotation_error
 
 HELD_OUT_SEED = 777  # as benchmarks/generation_quality.py: no preset trains or validates on it
 
@@ -62,9 +69,15 @@ def main() -> None:
     parser.add_argument(
         "--seed", type=int, default=HELD_OUT_SEED, help="data-set seed of the held-out scenes"
     )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=30,
+        help="sampling steps of the base's sample (many: a sample, not a mean)",
+    )
     args = parser.parse_args()
-    if args.scenes < 1 or args.draws < 2:
-        parser.error("need --scenes >= 1 and --draws >= 2 (a mean of one draw is a draw)")
+    if args.scenes < 1 or args.draws < 2 or args.steps < 1:
+        parser.error("need --scenes >= 1, --draws >= 2 (a mean of one draw is a draw) and --steps >= 1")
     torch.set_num_threads(1)
 
     config = load_config("tiny")
@@ -75,20 +88,34 @@ def main() -> None:
     if not Path(config.model.model_dir).is_dir():
         parser.error(f"no model folder at {config.model.model_dir}")
     data = config.data
-    sampling = dataclasses.replace(config.sampling, frames=data.num_frames)
+    sampling = dataclasses.replace(config.sampling, frames=data.num_frames, steps=args.steps)
     autoencoder, encoders = build_autoencoder(config), build_encoders(config)
     base = build_transformer(config.model, autoencoder.latent_channels).eval()
     scenes = SyntheticVideos(config, autoencoder, encoders, args.seed, args.scenes)
 
     rows: dict[str, list[float]] = {}
+    rotation_rows: dict[str, list[float]] = {}
     for index in tqdm(range(args.scenes), desc="scenes", unit="scene"):
         truth = scenes.videos[index].numpy()  # (T, H, W, 3) uint8
         seed, size = clip_seed(args.seed, index), (data.num_frames, data.height, data.width)
-        draws = [make_scene(seed, *size, motion_seed=k).rgb for k in range(args.draws)]
+        redraws = [make_scene(seed, *size, motion_seed=k) for k in range(args.draws)]
         turns = np.random.default_rng(index).choice([-1, 1], args.draws)  # a blind guess per redraw
-        blind = [
-            make_scene(seed, *size, camera_turn=int(turn), motion_seed=k).rgb for k, turn in enumerate(turns)
+        blind_redraws = [
+            make_scene(seed, *size, camera_turn=int(turn), motion_seed=k) for k, turn in enumerate(turns)
         ]
+        draws, blind = [d.rgb for d in redraws], [d.rgb for d in blind_redraws]
+        true_cameras = recover_cameras(make_scene(seed, *size).xyz)  # as generation_quality: from the XYZ
+        rotations = {
+            "a static camera": rotation_error(np.tile(np.eye(3), (data.num_frames, 1, 1)), true_cameras),
+            "a perfect sampler: one redraw of the motion": np.mean(
+                [rotation_error(recover_cameras(d.xyz), true_cameras) for d in redraws]
+            ),
+            "a perfect sampler blind to the camera's direction": np.mean(
+                [rotation_error(recover_cameras(d.xyz), true_cameras) for d in blind_redraws]
+            ),
+        }
+        for name, value in rotations.items():
+            rotation_rows.setdefault(name, []).append(float(value))
         batch = scenes.batch([index])
         noise = torch.randn(batch["rgb"].shape, generator=torch.Generator().manual_seed(index))
         with torch.no_grad():
@@ -120,6 +147,9 @@ def main() -> None:
     )
     print("| frames 1..T RGB PSNR against the truth (dB) | mean ± sd over scenes |\n|---|---|")
     for name, values in rows.items():
+        print(f"| {name} | {np.mean(values):.2f} ± {np.std(values):.2f} |")
+    print("\n| camera rotation error relative to frame 0 (°) | mean ± sd over scenes |\n|---|---|")
+    for name, values in rotation_rows.items():
         print(f"| {name} | {np.mean(values):.2f} ± {np.std(values):.2f} |")
 
 
