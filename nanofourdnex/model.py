@@ -68,7 +68,11 @@ def transformer_kwargs(model: ModelConfig, latent_channels: int) -> dict:
 
 
 def build_transformer(model: ModelConfig, latent_channels: int, seed: int = 0) -> WanTransformer3DModel:
-    """The base DiT: pretrained from `model_dir`, else random init (seeded) from the config."""
+    """The base DiT: pretrained from `model_dir`, else random init (seeded) from the config.
+
+    Either way the global random state is left seeded from `seed`, so what is drawn next (LoRA, domain
+    embeddings, a fusion variant's new modules) follows the seed alone, also on a pretrained base.
+    """
     if model.model_dir:
         path = Path(model.model_dir) / "transformer"
         if not path.is_dir():
@@ -80,6 +84,7 @@ def build_transformer(model: ModelConfig, latent_channels: int, seed: int = 0) -
         differing = [k for k, v in expected.items() if tuple_or(transformer.config[k]) != tuple_or(v)]
         if differing:
             raise ValueError(f"checkpoint in {path} differs from the config in: {', '.join(differing)}")
+        torch.manual_seed(seed)  # the loaded base drew nothing: the adapters' init starts from the seed
         return transformer
     torch.manual_seed(seed)
     return WanTransformer3DModel(**transformer_kwargs(model, latent_channels))

@@ -4,6 +4,7 @@ Spec: specs/model.md
 """
 
 import json
+from functools import partial
 
 import pytest
 import torch
@@ -28,6 +29,7 @@ from nanofourdnex.model import (
 from nanofourdnex.paper.fusion import fuse, split
 from nanofourdnex.paper.mask import guided_mask
 from nanofourdnex.paper.token_encoding import DomainEmbedding, SharedRoPE
+from nanofourdnex.tools.fusion_variants import build_variant
 from tests.strategies import randn
 
 Z = 8  # latent channels of these tests' models
@@ -204,6 +206,30 @@ def test_a_base_saved_in_the_diffusers_layout_is_loaded_and_checked_against_the_
         match=r"^model dir .*transformer has no transformer/ folder \(diffusers Wan2.1-I2V layout\)$",
     ):
         build_transformer(config.model, Z)
+
+
+def test_on_a_pretrained_base_the_adapters_start_from_the_seed_alone(tmp_path):
+    """A loaded base draws nothing, so the LoRA and domain-embedding init must still follow `seed` — not
+    whatever the global random state was (training in another process, or after other work, would differ)."""
+    config = tiny_config("width")
+    build_transformer(config.model, Z, seed=7).save_pretrained(tmp_path / "transformer")
+    config.model.model_dir = str(tmp_path)
+
+    def adapters(build, seed: int, disturb: int) -> list[torch.Tensor]:
+        torch.manual_seed(disturb)  # the global state a caller happens to leave
+        torch.rand(disturb % 97)
+        return [p.detach().clone() for p in build(seed=seed).trainable_parameters()]
+
+    the_6d_model, an_ablation_variant = (
+        partial(build_model, config, Z),
+        partial(build_variant, "batch-cdsa-full", config, Z),
+    )
+    for build in (the_6d_model, an_ablation_variant):
+        first, again = adapters(build, 3, disturb=11), adapters(build, 3, disturb=12345)
+        other = adapters(build, 4, disturb=11)
+        assert any(p.abs().sum() > 0 for p in first)  # LoRA A is drawn, so the seed has something to fix
+        assert all(map(torch.equal, first, again))
+        assert not all(map(torch.equal, first, other))
 
 
 def test_a_bf16_model_takes_float32_inputs_and_gives_float32_velocities():
