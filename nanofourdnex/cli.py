@@ -589,7 +589,7 @@ def ablate(
 
     Every strategy trains on the same synthetic clips with the same budget, seeds and random
     draws, then samples the same held-out scenes. The default budget (11 strategies x 3 seeds x
-    120 steps, on the shipped pretrained base) took 34 minutes on 2 shared cores with OMP_NUM_THREADS=1.
+    120 steps, on the shipped pretrained base) took 22 minutes on 2 cores with OMP_NUM_THREADS=1.
     """
     import dataclasses
 
