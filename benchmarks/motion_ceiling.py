@@ -61,6 +61,13 @@ def later_frames_psnr(video: np.ndarray, truth: np.ndarray) -> float:
     return psnr(video[1:] / scale, truth[1:] / 255.0)
 
 
+def print_table(title: str, rows: dict[str, list[float]]) -> None:
+    """A markdown table of each row's mean ± standard deviation over scenes."""
+    print(f"| {title} | mean ± sd over scenes |\n|---|---|")
+    for name, values in rows.items():
+        print(f"| {name} | {np.mean(values):.2f} ± {np.std(values):.2f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, help="pretrained base folder [default: the tiny preset's]")
@@ -103,7 +110,6 @@ def main() -> None:
         blind_redraws = [
             make_scene(seed, *size, camera_turn=int(turn), motion_seed=k) for k, turn in enumerate(turns)
         ]
-        draws, blind = [d.rgb for d in redraws], [d.rgb for d in blind_redraws]
         true_cameras = recover_cameras(make_scene(seed, *size).xyz)  # as generation_quality: from the XYZ
         rotations = {
             "a static camera": rotation_error(np.tile(np.eye(3), (data.num_frames, 1, 1)), true_cameras),
@@ -126,13 +132,13 @@ def main() -> None:
         scores = {
             "repeat the input image": later_frames_psnr(truth[[0] * len(truth)], truth),
             "a perfect sampler: one redraw of the motion": np.mean(
-                [later_frames_psnr(d, truth) for d in draws]
+                [later_frames_psnr(d.rgb, truth) for d in redraws]
             ),
             "a perfect sampler blind to the camera's direction": np.mean(
-                [later_frames_psnr(d, truth) for d in blind]
+                [later_frames_psnr(d.rgb, truth) for d in blind_redraws]
             ),
             f"the posterior mean (mean of {args.draws} redraws)": later_frames_psnr(
-                np.mean(draws, 0) / 255, truth
+                np.mean([d.rgb for d in redraws], 0) / 255, truth
             ),
             "the base's estimate of the posterior mean (x̂1 at t = 0)": later_frames_psnr(mean, truth),
             f"the base's sample (guidance {sampling.guidance:g}, {sampling.steps} steps)": later_frames_psnr(
@@ -145,12 +151,9 @@ def main() -> None:
     print(
         f"\nbase: {config.model.model_dir}; {args.scenes} held-out scenes (seed {args.seed}), {args.draws} redraws each\n"
     )
-    print("| frames 1..T RGB PSNR against the truth (dB) | mean ± sd over scenes |\n|---|---|")
-    for name, values in rows.items():
-        print(f"| {name} | {np.mean(values):.2f} ± {np.std(values):.2f} |")
-    print("\n| camera rotation error relative to frame 0 (°) | mean ± sd over scenes |\n|---|---|")
-    for name, values in rotation_rows.items():
-        print(f"| {name} | {np.mean(values):.2f} ± {np.std(values):.2f} |")
+    print_table("frames 1..T RGB PSNR against the truth (dB)", rows)
+    print()
+    print_table("camera rotation error relative to frame 0 (°)", rotation_rows)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def build_transformer(model: ModelConfig, latent_channels: int, seed: int = 0) -
         differing = [k for k, v in expected.items() if tuple_or(transformer.config[k]) != tuple_or(v)]
         if differing:
             raise ValueError(f"checkpoint in {path} differs from the config in: {', '.join(differing)}")
-        torch.manual_seed(seed)  # the loaded base drew nothing: the adapters' init starts from the seed
+        torch.manual_seed(seed)  # after loading, whose own random draws are the library's business
         return transformer
     torch.manual_seed(seed)
     return WanTransformer3DModel(**transformer_kwargs(model, latent_channels))
