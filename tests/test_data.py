@@ -30,8 +30,12 @@ from nanofourdnex.data import (
     unproject,
 )
 from nanofourdnex.synthetic import (
+    AMBIENT,
     CAMERA_TURNS,
+    FLOORS,
+    LIGHT,
     TARGET,
+    WALL_Y,
     _dolly,
     _redraw,
     clip_seed,
@@ -212,6 +216,24 @@ def test_a_pixel_colour_is_the_mean_of_its_sub_pixel_rays_and_its_point_the_cent
     single = make_scene(seed, 2, 4, 6, supersample=1)
     assert np.array_equal(coarse.xyz, single.xyz) and np.array_equal(coarse.depth, single.depth)
     np.testing.assert_allclose(coarse.xyz, fine.xyz[:, s // 2 :: s, s // 2 :: s], atol=1e-9)
+
+
+def test_a_floor_pixel_is_lit_or_in_the_shadow_of_an_object():
+    """Shading (module docstring): a floor point (normal +z) has colour albedo·(ambient + (1 − ambient)·l_z)
+    where the light reaches it and albedo·ambient where any object blocks the light, its albedo one of the
+    captioned floor's two colours; and the objects do cast shadows onto the floor in view."""
+    lit = AMBIENT + (1 - AMBIENT) * LIGHT[2]
+    shadowed = 0
+    for seed in range(6):
+        scene = make_scene(seed, 1, 48, 72, supersample=1)  # one ray per pixel: no edge is blended
+        name = next(name for name in FLOORS if f"a {name} checkered floor" in scene.caption)
+        floor = (np.abs(scene.xyz[..., 2]) < 1e-9) & (scene.xyz[..., 1] < WALL_Y - 1e-6)
+        colours = [np.array(albedo) * light for light in (lit, AMBIENT) for albedo in FLOORS[name]]
+        levels = np.clip(np.array(colours) * 255 + 0.5, 0, 255).astype(np.uint8).astype(int)  # (4, 3)
+        distance = np.abs(scene.rgb[floor].astype(int)[:, None] - levels).max(-1)  # (N, 4)
+        assert np.all(distance.min(1) == 0)
+        shadowed += int(np.sum(distance[:, 2:].min(1) == 0))
+    assert shadowed > 50
 
 
 @pytest.mark.parametrize("supersample", [0, 2, -1])
