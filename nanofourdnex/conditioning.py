@@ -119,6 +119,15 @@ class Encoders:
         return self.image_encoder(pixel_values=pixels, output_hidden_states=True).hidden_states[-2]
 
 
+def check_encoder_folders(model_dir: Path) -> None:
+    """ValueError unless model_dir has the encoders' folders of the diffusers Wan2.1-I2V layout."""
+    for sub in ("text_encoder", "tokenizer", "image_encoder", "image_processor"):
+        if not (Path(model_dir) / sub).is_dir():
+            raise ValueError(
+                f"model dir {model_dir} has no {sub}/ folder (expected a diffusers Wan2.1-I2V layout)"
+            )
+
+
 def build_encoders(config: Config, seed: int = 0, meta: bool = False) -> Encoders:
     """The real encoders from `model.model_dir`, or tiny random ones (seeded) when it is empty.
 
@@ -134,11 +143,7 @@ def build_encoders(config: Config, seed: int = 0, meta: bool = False) -> Encoder
         from transformers import AutoTokenizer
 
         root = Path(model_dir)
-        for sub in ("text_encoder", "tokenizer", "image_encoder", "image_processor"):
-            if not (root / sub).is_dir():
-                raise ValueError(
-                    f"model dir {root} has no {sub}/ folder (expected a diffusers Wan2.1-I2V layout)"
-                )
+        check_encoder_folders(root)
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer", local_files_only=True)
         text = UMT5EncoderModel.from_pretrained(root / "text_encoder", local_files_only=True)
         image = CLIPVisionModel.from_pretrained(root / "image_encoder", local_files_only=True)

@@ -21,6 +21,7 @@ release's folder (the same LoRA file + `learnable_domain_embeddings.pt`) loads t
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from .config import Config, LoraConfig, ModelConfig
 from .paper.flow_matching import velocity_from_wan, wan_timestep
 from .paper.fusion import IN_SEQUENCE
 from .paper.token_encoding import DomainEmbedding, SharedRoPE
-from .reading import read_pickled_tensor, read_safetensors
+from .reading import read_json, read_pickled_tensor, read_safetensors
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
 DOMAIN_FILE = "domain_embeddings.safetensors"
@@ -67,6 +68,31 @@ def transformer_kwargs(model: ModelConfig, latent_channels: int) -> dict:
     )
 
 
+def check_base_config(model: ModelConfig, latent_channels: int | None = None) -> None:
+    """ValueError unless model_dir's transformer/config.json has the configured architecture.
+
+    Reads the JSON only, so a run can check its base before any expensive work; the channel counts are
+    compared when latent_channels is given (they depend on the autoencoder).
+    """
+    path = Path(model.model_dir) / "transformer"
+    for needed in (path, path / "config.json"):
+        if not needed.exists():
+            raise ValueError(
+                f"model dir {model.model_dir} has no {needed.relative_to(path.parent).as_posix()}"
+                f"{'/ folder' if needed == path else ''} (diffusers Wan2.1-I2V layout)"
+            )
+    stored = read_json(path / "config.json")
+    expected = transformer_kwargs(model, latent_channels or 0)
+    if latent_channels is None:
+        del expected["in_channels"], expected["out_channels"]
+    defaults = inspect.signature(WanTransformer3DModel.__init__).parameters  # what from_pretrained fills in
+    differing = [
+        k for k, v in expected.items() if tuple_or(stored.get(k, defaults[k].default)) != tuple_or(v)
+    ]
+    if differing:
+        raise ValueError(f"checkpoint in {path} differs from the config in: {', '.join(differing)}")
+
+
 def build_transformer(model: ModelConfig, latent_channels: int, seed: int = 0) -> WanTransformer3DModel:
     """The base DiT: pretrained from `model_dir`, else random init (seeded) from the config.
 
@@ -74,16 +100,9 @@ def build_transformer(model: ModelConfig, latent_channels: int, seed: int = 0) -
     embeddings, a fusion variant's new modules) follows the seed alone, also on a pretrained base.
     """
     if model.model_dir:
+        check_base_config(model, latent_channels)  # from config.json, before the weights load
         path = Path(model.model_dir) / "transformer"
-        if not path.is_dir():
-            raise ValueError(
-                f"model dir {model.model_dir} has no transformer/ folder (diffusers Wan2.1-I2V layout)"
-            )
         transformer = WanTransformer3DModel.from_pretrained(path, local_files_only=True)
-        expected = transformer_kwargs(model, latent_channels)
-        differing = [k for k, v in expected.items() if tuple_or(transformer.config[k]) != tuple_or(v)]
-        if differing:
-            raise ValueError(f"checkpoint in {path} differs from the config in: {', '.join(differing)}")
         torch.manual_seed(seed)  # after loading, whose own random draws are the library's business
         return transformer
     torch.manual_seed(seed)

@@ -47,10 +47,10 @@ from .checkpoint import (
     prepare_run_folder,
     save_checkpoint,
 )
-from .conditioning import build_encoders
+from .conditioning import build_encoders, check_encoder_folders
 from .config import Config, TrainConfig
 from .distributed import barrier, broadcast_object, build_sharded_model, current_world, sum_over_ranks
-from .model import FourDNeX, build_model
+from .model import FourDNeX, build_model, check_base_config
 from .paper.flow_matching import flow_matching_loss, interpolate, sample_time
 from .paper.fusion import fuse
 from .paper.mask import TEMPORAL_COMPRESSION, guided_mask
@@ -202,6 +202,12 @@ def train(
         raise ValueError(
             f"train.batch_size {cfg.batch_size} must be a multiple of the {world.size} processes"
         )
+    data = config.data
+    encodes_here = not data.cache or bool(data.val_root and not data.val_cache)
+    if config.model.model_dir:  # a base folder that cannot serve fails here, not after the data
+        check_base_config(config.model)
+        if encodes_here:
+            check_encoder_folders(Path(config.model.model_dir))
     out, device, main = Path(cfg.out), world.device, world.is_main
     progress = progress and main
 
@@ -213,8 +219,6 @@ def train(
     barrier()
     checkpoint = latest_checkpoint(out) if resuming and main else None
     base = checkpoint / RANDOM_INIT_FILE if checkpoint is not None and not config.model.model_dir else None
-    data = config.data
-    encodes_here = not data.cache or bool(data.val_root and not data.val_cache)
     # encoders: to encode clips here, and part of the random base of a run without model_dir
     encoders = build_encoders(config, seed=cfg.seed) if encodes_here or not config.model.model_dir else None
     if base is not None:

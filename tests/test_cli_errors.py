@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import pickle
 from pathlib import Path
 
@@ -102,6 +103,30 @@ def fingerprint(folder: Path) -> dict[str, str]:
 def test_train_refuses_a_setting_out_of_range_before_doing_anything(tmp_path, override, message):
     code, stderr, output = invoke("train", "--tiny", *sets([*micro(tmp_path), override]))
     assert_one_line(code, stderr, output, message)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+
+
+def test_train_refuses_a_base_folder_that_cannot_serve_before_doing_anything(tmp_path):
+    """A base of another architecture (transformer/config.json) or without its encoders fails before the data."""
+    base = tmp_path / "base"
+    (base / "transformer").mkdir(parents=True)
+    stored = {
+        "_class_name": "WanTransformer3DModel",
+        "num_layers": 2,
+        "ffn_dim": 256,
+    }  # the rest: diffusers' defaults
+    (base / "transformer" / "config.json").write_text(json.dumps(stored))
+    overrides = [*micro(tmp_path), f'model.model_dir="{base}"', "model.num_layers=2"]
+    code, stderr, output = invoke("train", "--tiny", *sets(overrides))
+    assert_one_line(
+        code, stderr, output, "differs from the config in: num_attention_heads, attention_head_dim"
+    )
+    tiny = load_config("tiny").model  # the same architecture, but no encoder folders
+    stored = {k: getattr(tiny, k) for k in ("num_attention_heads", "attention_head_dim", "text_dim", "freq_dim",
+                                            "image_dim", "added_kv_proj_dim", "rope_max_seq_len")}  # fmt: skip
+    (base / "transformer" / "config.json").write_text(json.dumps({"num_layers": 2, "ffn_dim": 256, **stored}))
+    code, stderr, output = invoke("train", "--tiny", *sets(overrides))
+    assert_one_line(code, stderr, output, "has no text_encoder/ folder")
     assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
 
 
