@@ -187,10 +187,20 @@ def pretrain(
         except (ValueError, OSError) as error:
             fail(describe(error))
     target = export or Path(cfg.train.out) / "model"
+    # A resumed run replaces its own model folder (OUT/model), as it does its loss figure; any other
+    # model folder that holds files is replaced only with --overwrite. Checked before training, not after.
+    replace = overwrite or (resume and export is None)
+    if target.exists() and not target.is_dir():
+        fail(f"--export {target} is a file, not a folder")
+    if target.is_dir() and any(target.iterdir()) and not replace:
+        fail(
+            f"{target} is not empty; "
+            + ("choose another --export folder" if resume else "pass --overwrite to replace the model folder")
+        )
     try:
         result = run_pretraining(cfg, resume=resume, overwrite=overwrite)
         folder = export_pretrained(
-            result.out, target, "nano4d " + shlex.join(sys.argv[1:]), overwrite=overwrite
+            result.out, target, "nano4d " + shlex.join(sys.argv[1:]), overwrite=replace
         )
     except (ValueError, OSError, FloatingPointError) as error:
         fail(describe(error))

@@ -248,6 +248,8 @@ def test_a_failure_while_sampling_leaves_no_partial_folder_and_the_old_output_in
         ("recover out is a file", "Not a directory"),
         ("cache out is a file", "Not a directory"),
         ("pretrain steps 0", "train.steps must be at least 1, got 0"),
+        ("pretrain export not empty", "is not empty; pass --overwrite to replace the model folder"),
+        ("pretrain export is a file", "is a file, not a folder"),
         ("view missing", "does not exist"),
     ],
 )
@@ -274,9 +276,29 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
         args = ["cache", data, "--tiny", "--out", tmp_path / "file" / "cache", *sets(["data.num_frames=5"])]
     elif command == "pretrain steps 0":
         args = ["pretrain", "--tiny", "--steps", "0", "--out", tmp_path / "pre"]
+    elif command.startswith("pretrain export"):  # refused before any training: no run folder
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "notes.txt").write_text("mine")
+        export = tmp_path / "mine" / ("notes.txt" if command.endswith("file") else "")
+        small = ["data.synthetic_train=4", "data.synthetic_val=1", "data.num_frames=5", "model.num_layers=1"]
+        args = [
+            "pretrain",
+            "--tiny",
+            "--steps",
+            "1",
+            "--out",
+            tmp_path / "pre",
+            "--export",
+            export,
+            *sets(small),
+        ]
     else:
         args = ["view", tmp_path / "nowhere", "--save", tmp_path / "x.rrd"]
     assert_one_line(*invoke(*args), message)
+    if command.startswith("pretrain"):
+        assert not (tmp_path / "pre").exists()  # refused before the run folder is made
+    if command.startswith("pretrain export"):
+        assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
 
 
 def test_stats_finds_its_preset_from_any_folder(tmp_path, monkeypatch):

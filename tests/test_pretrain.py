@@ -132,3 +132,23 @@ def test_train_tiny_is_the_papers_recipe_on_the_shipped_base():
     }
     assert set(shipped) <= set(base)  # every pretrained weight is in the model, frozen ...
     assert all(torch.equal(base[name], value) for name, value in shipped.items())  # ... and unchanged
+
+
+def test_a_resumed_pretraining_replaces_its_own_model_folder_and_no_other(tmp_path):
+    from typer.testing import CliRunner
+
+    from nanofourdnex.cli import app
+
+    small = ["data.synthetic_train=4", "data.synthetic_val=1", "data.num_frames=5", "model.num_layers=1"]
+    args = ["pretrain", "--tiny", "--out", str(tmp_path / "pre"), *(a for o in small for a in ("--set", o))]
+    run = CliRunner().invoke
+    assert run(app, [*args, "--steps", "2"]).exit_code == 0
+    assert check_manifest(tmp_path / "pre" / "model")["steps"] == 2
+    result = run(app, [*args, "--steps", "3", "--resume"])  # OUT/model is the run's own: replaced
+    assert result.exit_code == 0, result.output
+    assert check_manifest(tmp_path / "pre" / "model")["steps"] == 3
+    elsewhere = tmp_path / "exported"
+    export_pretrained(tmp_path / "pre", elsewhere, "mine")
+    result = run(app, [*args, "--steps", "4", "--resume", "--export", str(elsewhere)])
+    assert result.exit_code == 2 and "choose another --export folder" in result.output
+    assert check_manifest(elsewhere)["command"] == "mine"
