@@ -172,7 +172,7 @@ def pretrain(
     import shlex
     import sys
 
-    from .pretrain import export_pretrained
+    from .pretrain import check_export_folder, export_pretrained
     from .pretrain import pretrain as run_pretraining
 
     if sum([tiny, config is not None]) != 1:
@@ -190,14 +190,11 @@ def pretrain(
     # A resumed run replaces its own model folder (OUT/model), as it does its loss figure; any other
     # model folder that holds files is replaced only with --overwrite. Checked before training, not after.
     replace = overwrite or (resume and export is None)
-    if target.exists() and not target.is_dir():
-        fail(f"--export {target} is a file, not a folder")
-    if target.is_dir() and any(target.iterdir()) and not replace:
-        fail(
-            f"{target} is not empty; "
-            + ("choose another --export folder" if resume else "pass --overwrite to replace the model folder")
-        )
     try:
+        if resume:  # --overwrite would replace the run as well: refused beside --resume
+            check_export_folder(target, replace, remedy="choose another --export folder")
+        else:
+            check_export_folder(target, replace)
         result = run_pretraining(cfg, resume=resume, overwrite=overwrite)
         folder = export_pretrained(
             result.out, target, "nano4d " + shlex.join(sys.argv[1:]), overwrite=replace

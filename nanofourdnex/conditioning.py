@@ -55,6 +55,8 @@ except ImportError:  # transformers 4: the PIL backend is the default
     from transformers import CLIPImageProcessor
 
 PIXEL_FUSED = ("height", "width")  # strategies whose condition panels share one frame in pixel space
+# The encoders' folders of a diffusers Wan2.1-I2V model folder (its `vae/` is the autoencoder's)
+ENCODER_FOLDERS = ("text_encoder", "tokenizer", "image_encoder", "image_processor")
 
 
 def condition_latents(
@@ -121,7 +123,7 @@ class Encoders:
 
 def check_encoder_folders(model_dir: Path) -> None:
     """ValueError unless model_dir has the encoders' folders of the diffusers Wan2.1-I2V layout."""
-    for sub in ("text_encoder", "tokenizer", "image_encoder", "image_processor"):
+    for sub in ENCODER_FOLDERS:
         if not (Path(model_dir) / sub).is_dir():
             raise ValueError(
                 f"model dir {model_dir} has no {sub}/ folder (expected a diffusers Wan2.1-I2V layout)"

@@ -75,12 +75,14 @@ def check_base_config(model: ModelConfig, latent_channels: int | None = None) ->
     compared when latent_channels is given (they depend on the autoencoder).
     """
     path = Path(model.model_dir) / "transformer"
-    for needed in (path, path / "config.json"):
-        if not needed.exists():
-            raise ValueError(
-                f"model dir {model.model_dir} has no {needed.relative_to(path.parent).as_posix()}"
-                f"{'/ folder' if needed == path else ''} (diffusers Wan2.1-I2V layout)"
-            )
+    if not path.is_dir():
+        raise ValueError(
+            f"model dir {model.model_dir} has no transformer/ folder (diffusers Wan2.1-I2V layout)"
+        )
+    if not (path / "config.json").is_file():
+        raise ValueError(
+            f"model dir {model.model_dir} has no transformer/config.json (diffusers Wan2.1-I2V layout)"
+        )
     stored = read_json(path / "config.json")
     expected = transformer_kwargs(model, latent_channels or 0)
     if latent_channels is None:

@@ -50,7 +50,7 @@ from .checkpoint import (
     read_training_state,
     write_checkpoint,
 )
-from .conditioning import Encoders, build_encoders
+from .conditioning import ENCODER_FOLDERS, Encoders, build_encoders
 from .config import Config, SamplingConfig
 from .model import build_transformer, wan_velocity
 from .paper.flow_matching import flow_matching_loss, interpolate, make_scheduler, sample_flow
@@ -60,7 +60,6 @@ from .synthetic import clip_seed, make_scene
 from .train import MetricsLog, make_optimizer, training_step, validation_loss
 
 TRANSFORMER_FILE = "transformer.safetensors"  # the whole DiT in a pretraining checkpoint
-ENCODER_FOLDERS = ("tokenizer", "text_encoder", "image_encoder", "image_processor")
 VALIDATION_OFFSET = 1_000_000  # the validation scenes' seed: data.synthetic_seed + this
 
 
@@ -248,6 +247,16 @@ def pretrain(
                           (log.column("seconds") or [0.0])[-1])  # fmt: skip
 
 
+def check_export_folder(
+    folder: Path, overwrite: bool, remedy: str = "pass --overwrite to replace the model folder"
+) -> None:
+    """ValueError unless `folder` can take an exported model: absent, empty, or to be replaced (overwrite)."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--export {folder} is a file, not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise ValueError(f"{folder} is not empty; {remedy}")
+
+
 def export_pretrained(run: Path, folder: Path, command: str, overwrite: bool = False) -> Path:
     """Write the run's latest DiT and its tiny encoders as a diffusers-format model folder with a manifest."""
     checkpoint = latest_checkpoint(run)
@@ -257,8 +266,7 @@ def export_pretrained(run: Path, folder: Path, command: str, overwrite: bool = F
     config = config_from_dict(read_json(checkpoint / "config.json"))
     meta = read_json(checkpoint / "state.json")
     folder = Path(folder)
-    if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise ValueError(f"{folder} is not empty; pass --overwrite to replace the model folder")
+    check_export_folder(folder, overwrite)
     staging = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     transformer = build_transformer(
