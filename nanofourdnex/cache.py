@@ -118,11 +118,30 @@ def clip_dataset(config: Config, root: str | Path) -> ClipDataset:
     return ClipDataset(root, config.data.num_frames, config.data.height, config.data.width)
 
 
-def record_cache_config(config: Config, cache_dir: Path, shard_index: int = 0) -> None:
-    """Write the config a cache folder's clips were encoded with (atomically: shards may finish at once)."""
-    temporary = Path(cache_dir) / f".config.{shard_index}.tmp"
+def claim_cache_folder(config: Config, cache_dir: Path, shard_index: int = 0) -> None:
+    """Record the config a cache folder's clips are encoded with, before encoding any; refuse a folder of
+    clips encoded with another config (they would be skipped as cached and read as this config's).
+
+    Written atomically: shards may start at once.
+    """
+    folder = Path(cache_dir)
+    recorded = folder / CACHE_CONFIG_FILE
+    if recorded.is_file():
+        differing = cache_mismatch(config, config_from_dict(read_json(recorded)))
+        if differing:
+            raise ValueError(
+                f"cache folder {folder} holds clips encoded with another config ({'; '.join(differing)}); "
+                "choose another folder, or delete this one to re-encode"
+            )
+    elif any(folder.glob("*.safetensors")):
+        raise ValueError(
+            f"cache folder {folder} holds cached clips but no {CACHE_CONFIG_FILE} saying how they were "
+            "encoded; choose another folder, or delete this one to re-encode"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".config.{shard_index}.tmp"
     config.save(temporary)
-    os.replace(temporary, Path(cache_dir) / CACHE_CONFIG_FILE)
+    os.replace(temporary, recorded)
 
 
 def encode_clips(
@@ -137,14 +156,10 @@ def encode_clips(
     dataset = clip_dataset(config, root)
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard index {shard_index} must lie in [0, {num_shards})")
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)  # a bad output location fails before any model loads
+    claim_cache_folder(config, cache_dir, shard_index)  # a bad or foreign output fails before any model loads
     encoders = build_encoders(config, seed=config.train.seed)
     autoencoder, strategy = build_autoencoder(config), config.model.fusion
-    files = build_cache(
-        dataset, autoencoder, encoders, strategy, cache_dir, num_shards, shard_index, progress
-    )
-    record_cache_config(config, cache_dir, shard_index)
-    return files
+    return build_cache(dataset, autoencoder, encoders, strategy, cache_dir, num_shards, shard_index, progress)
 
 
 def prepare_cache(
@@ -159,9 +174,10 @@ def prepare_cache(
     world = world or current_world()
     dataset, autoencoder = clip_dataset(config, root), build_autoencoder(config)
     strategy = config.model.fusion
-    build_cache(dataset, autoencoder, encoders, strategy, cache_dir, world.size, world.rank, progress)
     if world.is_main:
-        record_cache_config(config, cache_dir)
+        claim_cache_folder(config, cache_dir)
+    barrier()
+    build_cache(dataset, autoencoder, encoders, strategy, cache_dir, world.size, world.rank, progress)
     barrier()
     # every clip is cached now, so this only lists the files
     return LatentCache(build_cache(dataset, autoencoder, encoders, strategy, cache_dir, progress=False))

@@ -7,6 +7,7 @@ non-zero exit code, never as a traceback.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,18 @@ def fail(message: str, code: int = 2) -> None:
     """Print one clear error line and exit non-zero (no traceback)."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+def path_override(field: str, path: Path) -> str:
+    """`--set field="path"` for a path given as an option: quoted as a TOML string, so `\\` and `"` stay as typed."""
+    return f"{field}={json.dumps(str(path), ensure_ascii=False)}"  # a JSON string is a TOML basic string
+
+
+def run_overrides(steps: int | None, out: Path | None) -> list[str]:
+    """--steps and --out as the overrides train.steps and train.out (train and pretrain)."""
+    return [f"train.steps={steps}"] * (steps is not None) + [path_override("train.out", out)] * (
+        out is not None
+    )
 
 
 def resolve_config(tiny: bool, full: bool, config: Path | None, overrides: list[str]):
@@ -96,12 +109,15 @@ def train(
     trains, and reports the held-out validation loss before and after. Under torchrun
     every process runs this command; rank 0 writes the run folder.
     """
-    extra = [f"train.steps={steps}"] * (steps is not None) + [f'train.out="{out}"'] * (out is not None)
+    extra = run_overrides(steps, out)
     cfg = resolve_config(tiny, full, config, [*overrides, *extra])
     if dry_run:
         from .tools.plan import dry_run as run_dry
 
-        result = run_dry(cfg)
+        try:
+            result = run_dry(cfg)
+        except (ValueError, OSError) as error:
+            fail(describe(error))
         ok = result.output_shape == result.expected_shape
         typer.echo(
             f"dry run {'passed' if ok else 'FAILED'}: output {result.output_shape} for x_t {result.expected_shape}; "
@@ -177,7 +193,7 @@ def pretrain(
 
     if sum([tiny, config is not None]) != 1:
         fail("choose exactly one of --tiny or --config FILE")
-    extra = [f"train.steps={steps}"] * (steps is not None) + [f'train.out="{out}"'] * (out is not None)
+    extra = run_overrides(steps, out)
     cfg = resolve_config(False, False, config, [*overrides, *extra]) if config else None
     if tiny:
         from .config import load_config
@@ -232,7 +248,7 @@ def cache(
 
     from .cache import encode_clips
 
-    extra = [f'model.model_dir="{model_dir}"'] * (model_dir is not None)
+    extra = [path_override("model.model_dir", model_dir)] * (model_dir is not None)
     cfg = resolve_config(tiny, full, config, [*overrides, *extra])
     cached_before = {p.name for p in out.glob("*.safetensors")}
     clock = time.perf_counter()

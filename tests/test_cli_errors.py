@@ -24,7 +24,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from nanofourdnex.checkpoint import RANDOM_INIT_FILE
-from nanofourdnex.cli import app
+from nanofourdnex.cli import app, path_override
 from nanofourdnex.config import load_config
 from nanofourdnex.model import LORA_FILE, RELEASE_DOMAIN_FILE
 from nanofourdnex.reading import load_image
@@ -299,6 +299,39 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
         assert not (tmp_path / "pre").exists()  # refused before the run folder is made
     if command.startswith("pretrain export"):
         assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_caching_into_a_folder_of_clips_encoded_otherwise_is_refused_before_any_encoding(trained, tmp_path):
+    root, _, _ = trained
+    data, cache = root / "data" / "train", tmp_path / "cache"
+    first = ["data.num_frames=5"]
+    code, _, output = invoke("cache", data, "--tiny", "--out", cache, *sets(first))
+    assert code == 0 and "0 already cached" in output
+    before = fingerprint(cache)
+    # the same config resumes (nothing to encode); another normalisation would relabel the cached clips
+    code, _, output = invoke("cache", data, "--tiny", "--out", cache, *sets(first))
+    assert code == 0 and " 0 encoded now" in output
+    other = [*first, "autoencoder.xyz_std=1.0"]
+    assert_one_line(
+        *invoke("cache", data, "--tiny", "--out", cache, *sets(other)), "encoded with another config"
+    )
+    assert fingerprint(cache) == before  # config.json still says how the clips were encoded
+    (cache / "config.json").unlink()
+    unknown = fingerprint(cache)
+    assert_one_line(*invoke("cache", data, "--tiny", "--out", cache, *sets(first)), "but no config.json")
+    assert fingerprint(cache) == unknown
+
+
+@pytest.mark.parametrize("name", ["runs\\test", 'a "quoted" run', "ünïcode 🙂", "tab\there"])
+def test_a_path_option_reaches_the_config_exactly_as_typed(name):
+    config = load_config("tiny", [path_override("train.out", Path(name))])  # --out of train and pretrain
+    assert config.train.out == name
+
+
+def test_a_dry_run_of_a_bad_config_fails_in_one_line():
+    assert_one_line(
+        *invoke("train", "--tiny", "--dry-run", "--set", "model.fusion=bogus"), "model.fusion must be"
+    )
 
 
 def test_stats_finds_its_preset_from_any_folder(tmp_path, monkeypatch):
