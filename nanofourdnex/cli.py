@@ -207,10 +207,11 @@ def pretrain(
     # model folder that holds files is replaced only with --overwrite. Checked before training, not after.
     replace = overwrite or (resume and export is None)
     try:
+        run = Path(cfg.train.out)
         if resume:  # --overwrite would replace the run as well: refused beside --resume
-            check_export_folder(target, replace, remedy="choose another --export folder")
+            check_export_folder(target, replace, remedy="choose another --export folder", run=run)
         else:
-            check_export_folder(target, replace)
+            check_export_folder(target, replace, run=run)
         result = run_pretraining(cfg, resume=resume, overwrite=overwrite)
         folder = export_pretrained(
             result.out, target, "nano4d " + shlex.join(sys.argv[1:]), overwrite=replace
@@ -278,7 +279,9 @@ def generate(
         Path("out"), "--out", help="Output folder; must not exist yet (or see --overwrite)."
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace --out if it exists (only once all is done)."
+        False,
+        "--overwrite",
+        help="Replace --out, an earlier generate output (it has sixd.npz), once all is done.",
     ),
     prompt: str = typer.Option(
         "", "--prompt", help="Text prompt (the release's trigger words are appended)."

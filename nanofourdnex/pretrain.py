@@ -248,9 +248,20 @@ def pretrain(
 
 
 def check_export_folder(
-    folder: Path, overwrite: bool, remedy: str = "pass --overwrite to replace the model folder"
+    folder: Path,
+    overwrite: bool,
+    remedy: str = "pass --overwrite to replace the model folder",
+    run: Path | None = None,
 ) -> None:
-    """ValueError unless `folder` can take an exported model: absent, empty, or to be replaced (overwrite)."""
+    """ValueError unless `folder` can take an exported model: absent, empty, or to be replaced (overwrite).
+
+    Beside a run folder it may be the run's own `model/` or lie outside the run, never hold the run or
+    lie elsewhere in it (replacing it would delete the run's checkpoints).
+    """
+    if run is not None:
+        here, there = Path(folder).resolve(), Path(run).resolve()
+        if here != there / "model" and (here == there or there in here.parents or here in there.parents):
+            raise ValueError(f"--export {folder} overlaps the run folder {run}; choose a folder outside it")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--export {folder} is a file, not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:

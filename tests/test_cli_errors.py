@@ -225,7 +225,7 @@ def test_a_failure_while_sampling_leaves_no_partial_folder_and_the_old_output_in
     _, run, image = trained
     out = tmp_path / "out"
     out.mkdir()
-    (out / "earlier.txt").write_text("an earlier generation")
+    (out / "sixd.npz").write_text("an earlier generation")
 
     def broken(*args, **kwargs):
         raise ValueError("the sampler broke")
@@ -235,8 +235,35 @@ def test_a_failure_while_sampling_leaves_no_partial_folder_and_the_old_output_in
         "generate", image, "--checkpoint", run, "--out", out, "--overwrite", "--device", "cpu"
     )
     assert_one_line(code, stderr, output, "the sampler broke")
-    assert (out / "earlier.txt").read_text() == "an earlier generation" and len(list(out.iterdir())) == 1
+    assert (out / "sixd.npz").read_text() == "an earlier generation" and len(list(out.iterdir())) == 1
     assert not list(tmp_path.glob(".*.partial"))
+
+
+@pytest.mark.parametrize("where", ["the checkpoint", "a folder of the user's", "the input image's folder"])
+def test_overwrite_replaces_only_an_earlier_generation_never_its_inputs_or_the_users_files(
+    trained, tmp_path, where
+):
+    _, run, image = trained
+    if where == "the checkpoint":
+        out = run / "checkpoints" / (run / "latest").read_text().strip()
+        message = "is not an earlier generate output"
+    elif where == "a folder of the user's":
+        out = tmp_path / "mine"
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+        message = "is not an earlier generate output"
+    else:  # even one that looks like an earlier output
+        out = tmp_path / "photos"
+        out.mkdir()
+        (out / "sixd.npz").write_text("an earlier generation")
+        (out / "photo.png").write_bytes(image.read_bytes())
+        image, message = out / "photo.png", "holds the input image"
+    before = fingerprint(out)
+    code, stderr, output = invoke(
+        "generate", image, "--checkpoint", run, "--out", out, "--overwrite", "--device", "cpu"
+    )
+    assert_one_line(code, stderr, output, message)
+    assert fingerprint(out) == before
 
 
 @pytest.mark.parametrize(
@@ -250,6 +277,7 @@ def test_a_failure_while_sampling_leaves_no_partial_folder_and_the_old_output_in
         ("pretrain steps 0", "train.steps must be at least 1, got 0"),
         ("pretrain export not empty", "is not empty; pass --overwrite to replace the model folder"),
         ("pretrain export is a file", "is a file, not a folder"),
+        ("pretrain export in the run", "overlaps the run folder"),
         ("view missing", "does not exist"),
     ],
 )
@@ -280,6 +308,7 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
         (tmp_path / "mine").mkdir()
         (tmp_path / "mine" / "notes.txt").write_text("mine")
         export = tmp_path / "mine" / ("notes.txt" if command.endswith("file") else "")
+        export = tmp_path / "pre" / "checkpoints" if command.endswith("run") else export
         small = ["data.synthetic_train=4", "data.synthetic_val=1", "data.num_frames=5", "model.num_layers=1"]
         args = [
             "pretrain",
