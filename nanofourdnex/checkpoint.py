@@ -148,6 +148,8 @@ def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool)
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+    if resume and not (out.is_dir() and holds_a_run(out)):
+        raise ValueError(f"there is no run in {out} to resume; leave out --resume to start one")
     if out.is_dir() and holds_a_run(out):
         if resume and overwrite:
             raise ValueError("choose --resume or --overwrite, not both")
@@ -161,9 +163,12 @@ def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool)
                 f"{out} already holds a training run; pass --resume to continue it or --overwrite to replace it"
             )
         elif (out / "config.json").exists():
-            differing = definition_mismatch(config, config_from_dict(read_json(out / "config.json")))
+            differing = definition_mismatch(config_from_dict(read_json(out / "config.json")), config)
             if differing:
-                raise ValueError(f"cannot resume {out}: its run was trained with " + "; ".join(differing))
+                raise ValueError(
+                    f"cannot resume {out} with another network or data (the run's != this command's): "
+                    + "; ".join(differing)
+                )
     try:
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "config.json")

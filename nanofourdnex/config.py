@@ -190,7 +190,8 @@ def _coerce(value, annotation, where: str):
         raise TypeError(f"unsupported annotation at {where}")
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if annotation is bool and not isinstance(value, bool) or not isinstance(value, annotation):
+    wrong_bool = isinstance(value, bool) != (annotation is bool)  # True is an int to Python, not here
+    if wrong_bool or not isinstance(value, annotation):
         raise ValueError(f"{where} must be {annotation.__name__}, got {value!r}")
     return value
 
@@ -293,7 +294,7 @@ def differing_fields(a: Config, b: Config, sections: typing.Iterable[str]) -> li
     ]
 
 
-def read_preset(preset: str | Path) -> dict:
+def read_preset(preset: str | Path, _extended_by: tuple[Path, ...] = ()) -> dict:
     """A preset TOML (a path, or a name in tiny_configs/) as nested dicts, after the preset it `extends`.
 
     A preset may begin with `extends = "name"` to layer over another preset. A relative
@@ -304,6 +305,9 @@ def read_preset(preset: str | Path) -> dict:
         path = PRESET_DIR / f"{preset}.toml"
     if not path.is_file():
         raise ValueError(f"config file {preset} not found")
+    if path.resolve() in _extended_by:
+        cycle = " → ".join(p.name for p in (*_extended_by, path.resolve()))
+        raise ValueError(f"{path}: the presets extend each other in a circle ({cycle})")
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
@@ -316,7 +320,8 @@ def read_preset(preset: str | Path) -> dict:
         return data
     if not isinstance(parent, str):
         raise ValueError(f"{path}: extends must name a preset, got {parent!r}")
-    merged = read_preset(parent if (PRESET_DIR / f"{parent}.toml").exists() else path.parent / parent)
+    parent = parent if (PRESET_DIR / f"{parent}.toml").exists() else path.parent / parent
+    merged = read_preset(parent, (*_extended_by, path.resolve()))
     for section, values in data.items():
         if not isinstance(values, dict):
             raise ValueError(f"{path}: config section {section!r} must be a table")

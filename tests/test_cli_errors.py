@@ -391,12 +391,24 @@ def test_resuming_with_another_network_or_data_is_refused(trained):
     root, run, _ = trained
     before = fingerprint(run)
     for override, message in (
-        ("train.seed=1", "train.seed (1 != 42)"),
-        ("data.num_frames=9", "data.num_frames (9 != 5)"),
+        ("train.seed=1", "train.seed (42 != 1)"),
+        ("data.num_frames=9", "data.num_frames (5 != 9)"),
     ):
         code, stderr, output = invoke("train", "--tiny", "--resume", *sets([*micro(root), override]))
         assert_one_line(code, stderr, output, message)
     assert fingerprint(run) == before
+
+
+def test_resuming_where_there_is_no_run_is_refused(trained, tmp_path):
+    root, _, _ = trained
+    for where in ("nothing", "started"):  # no folder; a start that failed before step 0 (config.json only)
+        out = tmp_path / where
+        if where == "started":
+            out.mkdir()
+            (out / "config.json").write_text("{}")
+        args = ["train", "--tiny", "--resume", *sets(micro(root)), "--out", out]
+        assert_one_line(*invoke(*args), f"there is no run in {out} to resume")
+        assert not out.exists() if where == "nothing" else (out / "config.json").read_text() == "{}"
 
 
 def test_resuming_trains_on_the_saved_base_not_one_rebuilt_from_the_seed(trained, tmp_path, monkeypatch):

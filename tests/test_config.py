@@ -32,6 +32,8 @@ def test_preset_then_overrides_win_in_order(tmp_path):
         ("trian.steps=3", "unknown config section"),
         ("train.steps=three", "train.steps must be int"),
         ("train.bf16=1", "train.bf16 must be bool"),
+        ("train.steps=true", "train.steps must be int"),
+        ("train.lr=false", "train.lr must be float"),
         ("steps=3", "section.key=value"),
     ],
 )
@@ -47,3 +49,17 @@ def test_missing_or_malformed_preset_is_an_error(tmp_path):
     bad.write_text("[train\nsteps = 1")
     with pytest.raises(ValueError, match="invalid TOML"):
         load_config(bad)
+
+
+def test_presets_that_extend_each_other_in_a_circle_are_an_error(tmp_path):
+    (tmp_path / "loop.toml").write_text('extends = "loop.toml"\n[train]\nsteps = 3\n')
+    with pytest.raises(ValueError, match="in a circle"):
+        load_config(tmp_path / "loop.toml")
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(ValueError, match=r"circle \(a.toml → b.toml → a.toml\)"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text('extends = "tiny"\n[train]\nsteps = 3\n')  # a chain, not a circle
+    (tmp_path / "d.toml").write_text('extends = "c.toml"\n[train]\nlr = 0.5\n')
+    config = load_config(tmp_path / "d.toml")
+    assert (config.train.steps, config.train.lr, config.autoencoder.kind) == (3, 0.5, "pixel")
