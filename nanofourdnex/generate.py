@@ -297,6 +297,14 @@ def check_inputs(
     sampling.frames = sampling.frames or config.data.num_frames
     if sampling.frames < 1 or (sampling.frames - 1) % 4:
         raise ValueError(f"frames must be 4k + 1 (1, 5, 9, …, 49), got {sampling.frames}")
+    latent_frames, positions = (sampling.frames - 1) // 4 + 1, config.model.rope_max_seq_len
+    if latent_frames > positions:
+        raise ValueError(
+            f"{sampling.frames} frames are {latent_frames} latent frames; the model's positions (RoPE) reach "
+            f"{positions}, so at most {4 * (positions - 1) + 1}"
+        )
+    if not 0 <= sampling.seed < 2**63:
+        raise ValueError(f"seed must lie in [0, 2^63), got {sampling.seed}")
     if sampling.steps < 1:
         raise ValueError(f"steps must be at least 1, got {sampling.steps}")
     if not math.isfinite(sampling.guidance) or sampling.guidance < 0:

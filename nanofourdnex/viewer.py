@@ -296,8 +296,8 @@ def run_view(
     target: a `nano4d generate` output folder (or its sixd.npz), a training clip (folder or .npz) or
     an .rrd. An output folder's scene.rrd is reused when it is newer than the files it is made from
     and `max_points` is None; otherwise it is rebuilt with `max_points` (None: DEFAULT_MAX_POINTS).
-    A training clip's recording goes to the temporary folder. `save` writes the recording there
-    instead and opens nothing. `port` is the web viewer's (0: any free port).
+    A training clip's recording goes to the temporary folder. `save` (an .rrd path) writes the recording
+    there instead, replacing any file of that name, and opens nothing. `port` is the web viewer's (0: any free port).
     """
     # 1. Check the request before anything is read or written.
     target = Path(target)
@@ -309,6 +309,10 @@ def run_view(
         raise ValueError(
             f"{target} is already a recording; --save and --max-points need the files it was built from"
         )
+    if save is not None and (Path(save).suffix != ".rrd" or Path(save).is_dir()):
+        raise ValueError(f"--save {save}: name the .rrd file to write the recording to")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port must lie in 0..65535 (0: any free port), got {port}")
     native = save is None and not web
     if native and sys.platform.startswith("linux") and not _has_display():
         raise ValueError(
@@ -320,8 +324,9 @@ def run_view(
     if target.suffix == ".rrd":
         recording, scene = target, None
     elif (output_folder / "sixd.npz").is_file():
-        recording = Path(save) if save is not None else output_folder / RECORDING
-        fresh = max_points is None and _is_newer(recording, output_folder)
+        own = output_folder / RECORDING  # only the folder's own recording is reused, never another file
+        recording = Path(save) if save is not None else own
+        fresh = max_points is None and recording.resolve() == own.resolve() and _is_newer(own, output_folder)
         scene = None if fresh else read_output_folder(output_folder)
     else:
         name = target.stem if target.is_file() else target.name

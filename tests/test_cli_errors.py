@@ -147,6 +147,12 @@ def corrupt(path: Path) -> None:
         ("frames 0", "--frames must be 4k + 1"),
         ("frames -3", "--frames must be 4k + 1"),
         ("frames 6", "frames must be 4k + 1"),
+        (
+            "frames 257",
+            "257 frames are 65 latent frames; the model's positions (RoPE) reach 64, so at most 253",
+        ),
+        ("seed -1", "seed must lie in [0, 2^63), got -1"),
+        ("seed 99999999999999999999", "seed must lie in [0, 2^63), got 99999999999999999999"),
         ("out is a file", "is a file, not a folder"),
         ("out not empty", "is not empty; pass --overwrite"),
         ("unknown trajectory", "--trajectory must be one of"),
@@ -171,8 +177,8 @@ def test_generate_refuses_bad_input_in_one_line_before_any_network_loads(
     elif case in ("empty latest", "dangling latest"):
         (tmp_path / "latest").write_text("" if case == "empty latest" else "step_0000099\n")
         args[3] = tmp_path
-    elif case.startswith("frames"):
-        args += ["--frames", case.split()[1]]
+    elif case.startswith(("frames", "seed")):
+        args += [f"--{case.split()[0]}", case.split()[1]]
     elif case == "out is a file":
         out.write_text("mine")
     elif case == "out not empty":

@@ -275,16 +275,22 @@ def test_a_clip_with_larger_rgb_takes_the_colour_of_the_pixel_under_each_point(t
     np.testing.assert_array_equal(clip.rgb, scene.rgb)
 
 
-def test_run_view_save_writes_the_recording_and_reuses_it_while_fresh(tmp_path):
+def test_run_view_save_writes_the_recording_and_reuses_only_the_folders_own_while_fresh(tmp_path):
     write_output_folder(tmp_path / "out")
-    target = tmp_path / "view.rrd"
-    first = run_view(tmp_path / "out", save=target)
-    assert first.built is not None and first.process is None and target.is_file()
-    assert first.lines() == [f"wrote {target}: 5 frames, all 384 points per frame"]
-    again = run_view(tmp_path / "out" / "sixd.npz", save=target)
-    assert again.built is None and again.lines() == [f"opening {target}"]
-    rebuilt = run_view(tmp_path / "out", save=target, max_points=100)
+    own = tmp_path / "out" / "scene.rrd"
+    first = run_view(tmp_path / "out", save=own)
+    assert first.built is not None and first.process is None and own.is_file()
+    assert first.lines() == [f"wrote {own}: 5 frames, all 384 points per frame"]
+    again = run_view(tmp_path / "out" / "sixd.npz", save=own)
+    assert again.built is None and again.lines() == [f"opening {own}"]
+    rebuilt = run_view(tmp_path / "out", save=own, max_points=100)
     assert rebuilt.built.stride == 2
+    # another file, however new, may be another scene's: it is always written
+    elsewhere = tmp_path / "view.rrd"
+    elsewhere.write_bytes(b"another scene's recording")
+    written = run_view(tmp_path / "out", save=elsewhere)
+    assert written.built is not None and written.lines()[0].startswith(f"wrote {elsewhere}")
+    assert read_back(elsewhere).keys() == read_back(own).keys()
 
 
 def test_camera_to_world_inverts_world_to_camera():
@@ -390,6 +396,16 @@ def test_missing_targets_and_misused_options_are_one_line_value_errors(tmp_path)
         ValueError, match=r"empty has no sixd\.npz, so it was read as a training clip: .*pred_traj\.txt"
     ):
         run_view(tmp_path / "empty", save=tmp_path / "x.rrd")
+    (tmp_path / "photo.png").write_bytes(b"a photo")
+    (tmp_path / "folder.rrd").mkdir()
+    for save in (tmp_path / "photo.png", tmp_path / "folder.rrd"):  # never replaced, never written into
+        with pytest.raises(ValueError, match=r"name the \.rrd file to write the recording to$"):
+            run_view(tmp_path / "empty", save=save)
+    assert (tmp_path / "photo.png").read_bytes() == b"a photo" and not any(
+        (tmp_path / "folder.rrd").iterdir()
+    )
+    with pytest.raises(ValueError, match=r"--port must lie in 0\.\.65535"):
+        run_view(tmp_path / "empty", web=True, port=70000)
     (tmp_path / "a.rrd").write_bytes(b"")
     with pytest.raises(
         ValueError,
