@@ -602,7 +602,10 @@ def ablate(
     out: Path = typer.Option(
         Path("runs/ablation"),
         "--out",
-        help="Writes ablation.md, ablation.json, ablation.png; rewrites its scenes/ and cache/.",
+        help="Writes ablation.md, ablation.json, ablation.png, scenes/ and cache/; new or empty (or see --overwrite).",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier ablation in --out (a folder of its files only)."
     ),
     quick: bool = typer.Option(
         False, "--quick", help="A seconds-long budget for tests: 1-layer backbone, 2 steps, 4 + 2 clips."
@@ -627,7 +630,7 @@ def ablate(
         budget = dataclasses.replace(
             QUICK_BUDGET if quick else DEFAULT_BUDGET, **{k: v for k, v in given.items() if v is not None}
         )
-        result = run_ablation(names, budget, out, workers)
+        result = run_ablation(names, budget, out, workers, overwrite=overwrite)
     except (ValueError, OSError, FloatingPointError) as error:
         fail(describe(error))
     typer.echo((out / "ablation.md").read_text())

@@ -29,6 +29,7 @@ from nanofourdnex.tools.ablation import (
     QUICK_BUDGET,
     AblationResult,
     RunResult,
+    check_ablation_folder,
     condition_halves,
     explained_rgb_change,
     run_ablation,
@@ -309,3 +310,23 @@ def test_bad_ablate_options_fail_with_one_line(tmp_path, arguments):
     assert result.exit_code != 0
     assert result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "ablation.md").exists()
+
+
+def test_ablate_replaces_only_an_earlier_ablation_and_only_with_overwrite(tmp_path):
+    mine, earlier = tmp_path / "mine", tmp_path / "earlier"
+    for folder in (mine / "cache", mine / "scenes", earlier / "cache"):
+        folder.mkdir(parents=True)
+    (mine / "cache" / "mine.txt").write_text("mine")
+    (mine / "notes.txt").write_text("mine")
+    (earlier / "ablation.md").write_text("an earlier table")
+    for out, extra, message in (
+        (mine, ["--overwrite"], "holds files an ablation does not write (notes.txt)"),
+        (earlier, [], "holds an earlier ablation; pass --overwrite"),
+        (tmp_path / "mine" / "notes.txt", [], "is a file, not a folder"),
+    ):
+        result = CliRunner().invoke(app, ["ablate", "--quick", "--out", str(out), *extra])
+        assert result.exit_code != 0 and message in result.output, result.output
+    assert (mine / "cache" / "mine.txt").read_text() == "mine" and (mine / "notes.txt").read_text() == "mine"
+    assert (earlier / "ablation.md").read_text() == "an earlier table"
+    check_ablation_folder(earlier, overwrite=True)  # accepted: replaced by the run
+    check_ablation_folder(tmp_path / "new", overwrite=False)

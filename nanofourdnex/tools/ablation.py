@@ -371,19 +371,45 @@ def run_one(task: RunTask) -> tuple[RunResult, tuple[np.ndarray, np.ndarray]]:
     return result, (rgb[0], xyz[0])
 
 
+ABLATION_FILES = ("scenes", "cache", "ablation.md", "ablation.json", "ablation.png")  # all it writes
+
+
+def check_ablation_folder(out: Path, overwrite: bool) -> None:
+    """ValueError unless `out` can take an ablation: absent, empty, or an earlier one's (with overwrite)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    held = {path.name for path in out.iterdir()} if out.is_dir() else set()
+    if held - set(ABLATION_FILES):
+        raise ValueError(
+            f"{out} holds files an ablation does not write ({', '.join(sorted(held - set(ABLATION_FILES)))}); "
+            "choose another --out"
+        )
+    if held and not overwrite:
+        raise ValueError(
+            f"{out} holds an earlier ablation; pass --overwrite to replace it, or choose another --out"
+        )
+
+
 def run_ablation(
-    strategies: list[str], budget: Budget, out: Path, workers: int = 1, progress: bool = True
+    strategies: list[str],
+    budget: Budget,
+    out: Path,
+    workers: int = 1,
+    progress: bool = True,
+    overwrite: bool = False,
 ) -> AblationResult:
     """Train, sample and score every strategy for every seed; write ablation.md, .json and .png to out.
 
     `workers` > 1 runs that many single-threaded processes side by side (the results do not depend
     on it: every run draws from its own seeded generators). out/scenes (synthetic clips) and
-    out/cache (their latents) are rewritten from scratch.
+    out/cache (their latents) are rewritten from scratch: `out` must be new or empty, or hold an earlier
+    ablation and nothing else, replaced only with `overwrite`.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     clock = time.perf_counter()
     out = Path(out)
+    check_ablation_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     for folder in ("scenes", "cache"):
         shutil.rmtree(out / folder, ignore_errors=True)
