@@ -413,7 +413,12 @@ def recover(
     xyz_file: Path = typer.Argument(
         ..., help="An .npz with key `xyz` (T, H, W, 3), e.g. a generated sixd.npz."
     ),
-    out: Path = typer.Option(Path("out/recovery"), "--out", help="Output folder."),
+    out: Path = typer.Option(
+        Path("recovery"), "--out", help="Output folder; new or empty (or see --overwrite)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an earlier recovery in --out (a folder of its three files only)."
+    ),
     per_frame_focal: bool = typer.Option(
         False, "--per-frame-focal", help="One focal per frame instead of one K."
     ),
@@ -428,10 +433,11 @@ def recover(
     """
     import time
 
-    from .outputs import load_xyz, save_recovery
+    from .outputs import check_recovery_folder, load_xyz, save_recovery
     from .paper.reprojection import recover_cameras
 
     try:
+        check_recovery_folder(out, overwrite)
         xyz = load_xyz(xyz_file)
         clock = time.perf_counter()
         result = recover_cameras(xyz, shared_focal=not per_frame_focal, loss=loss)

@@ -192,6 +192,21 @@ def write_cameras_json(
     return Path(path)
 
 
+RECOVERY_FILES = ("cameras.json", "depth.npz", "recovery.png")  # what save_recovery writes
+
+
+def check_recovery_folder(out_dir: Path, overwrite: bool) -> None:
+    """ValueError unless `out_dir` can take a recovery: new, empty, or an earlier one's (with overwrite)."""
+    held = {path.name for path in out_dir.iterdir()} if out_dir.is_dir() else set()
+    if held - set(RECOVERY_FILES):
+        others = ", ".join(sorted(held - set(RECOVERY_FILES)))
+        raise ValueError(f"{out_dir} holds files a recovery does not write ({others}); choose another --out")
+    if held and not overwrite:
+        raise ValueError(
+            f"{out_dir} holds an earlier recovery; pass --overwrite to replace it, or choose another --out"
+        )
+
+
 def save_recovery(result: CameraRecovery, out_dir: str | Path) -> list[Path]:
     """Write cameras.json, depth.npz (depth, residual) and the figure recovery.png into out_dir."""
     from .viz import plot_recovery  # matplotlib is imported only when a figure is written
@@ -199,7 +214,7 @@ def save_recovery(result: CameraRecovery, out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     size = {"height": result.depth.shape[1], "width": result.depth.shape[2]}
-    paths = [out_dir / "cameras.json", out_dir / "depth.npz", out_dir / "recovery.png"]
+    paths = [out_dir / name for name in RECOVERY_FILES]
     write_cameras_json(
         paths[0], result.K, result.R, result.t, image_size=size, iterations=result.iterations,
         converged=result.converged,

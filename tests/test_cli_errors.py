@@ -279,6 +279,8 @@ def test_overwrite_replaces_only_an_earlier_generation_never_its_inputs_or_the_u
         ("stats no clips", "is not a directory"),
         ("recover truncated npz", "is not readable"),
         ("recover out is a file", "Not a directory"),
+        ("recover into a generate output", "holds files a recovery does not write (rgb.mp4, sixd.npz)"),
+        ("recover over an earlier one", "holds an earlier recovery; pass --overwrite"),
         ("cache out is a file", "Not a directory"),
         ("pretrain steps 0", "train.steps must be at least 1, got 0"),
         ("pretrain export not empty", "is not empty; pass --overwrite to replace the model folder"),
@@ -305,6 +307,14 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
         )
         (tmp_path / "file").write_text("mine")
         args = ["recover", tmp_path / "sixd.npz", "--out", tmp_path / "file" / "recovery"]
+    elif command in ("recover into a generate output", "recover over an earlier one"):
+        np.savez(tmp_path / "sixd.npz", xyz=make_scene(3, num_frames=2, height=12, width=16).xyz)
+        earlier = tmp_path / "earlier"
+        earlier.mkdir()
+        names = ["cameras.json"] + (["sixd.npz", "rgb.mp4"] if command.endswith("output") else [])
+        for name in names:
+            (earlier / name).write_text("earlier")
+        args = ["recover", tmp_path / "sixd.npz", "--out", earlier]
     elif command == "cache out is a file":
         (tmp_path / "file").write_text("mine")
         args = ["cache", data, "--tiny", "--out", tmp_path / "file" / "cache", *sets(["data.num_frames=5"])]
@@ -334,6 +344,8 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
         assert not (tmp_path / "pre").exists()  # refused before the run folder is made
     if command.startswith("pretrain export"):
         assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    if command in ("recover into a generate output", "recover over an earlier one"):
+        assert all(p.read_text() == "earlier" for p in (tmp_path / "earlier").iterdir())
 
 
 def test_caching_into_a_folder_of_clips_encoded_otherwise_is_refused_before_any_encoding(trained, tmp_path):
