@@ -140,6 +140,34 @@ def definition_mismatch(config: Config, recorded: Config) -> list[str]:
     ] + [line for line in differing_fields(config, recorded, ("train",)) if line.startswith("train.seed ")]
 
 
+RUN_FILES = (
+    "checkpoints",
+    "latest",
+    "metrics.csv",
+    "config.json",
+    "loss.png",
+    "cache",
+    "model",
+)  # model: pretrain's
+
+
+def check_run_folder_is_a_runs(out: Path) -> None:
+    """ValueError if a folder without a run holds anything a run does not write (it would be mixed in or replaced)."""
+    others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
+    if others:
+        raise ValueError(
+            f"{out} is not a run folder (it holds {', '.join(others[:3])}{', …' * (len(others) > 3)}); "
+            "choose a new or empty --out"
+        )
+    if (out / "config.json").is_file():  # a start that failed before step 0, or a file of the user's?
+        try:
+            config_from_dict(read_json(out / "config.json"), validate=False)
+        except ValueError:
+            raise ValueError(
+                f"{out} holds a config.json that is not a run's; choose a new or empty --out"
+            ) from None
+
+
 def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool) -> bool:
     """Make `out` ready for this run; True when there is a checkpoint to resume from.
 
@@ -150,6 +178,8 @@ def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool)
         raise ValueError(f"--out {out} is a file, not a folder")
     if resume and not (out.is_dir() and holds_a_run(out)):
         raise ValueError(f"there is no run in {out} to resume; leave out --resume to start one")
+    if out.is_dir() and not holds_a_run(out):
+        check_run_folder_is_a_runs(out)
     if out.is_dir() and holds_a_run(out):
         if resume and overwrite:
             raise ValueError("choose --resume or --overwrite, not both")

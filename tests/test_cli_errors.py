@@ -405,6 +405,16 @@ def test_training_twice_into_one_folder_refuses_and_keeps_the_first_run(trained)
     assert_one_line(*invoke("train", "--tiny", "--resume", "--overwrite", *sets(micro(root))), "not both")
 
 
+@pytest.mark.parametrize("held", ["notes.txt", "config.json"])
+def test_training_into_a_folder_of_the_users_is_refused_and_changes_nothing(trained, tmp_path, held):
+    root, _, _ = trained
+    (tmp_path / held).write_text("mine")
+    before = fingerprint(tmp_path)
+    code, stderr, output = invoke("train", "--tiny", *sets(micro(root)), "--out", tmp_path)
+    assert_one_line(code, stderr, output, "not a run" if held == "notes.txt" else "not a run's")
+    assert fingerprint(tmp_path) == before
+
+
 def test_resuming_with_another_network_or_data_is_refused(trained):
     root, run, _ = trained
     before = fingerprint(run)
