@@ -51,8 +51,8 @@ from .conditioning import build_encoders, check_encoder_folders
 from .config import Config, TrainConfig
 from .distributed import barrier, broadcast_object, build_sharded_model, current_world, sum_over_ranks
 from .model import FourDNeX, build_model, check_base_config
-from .paper.flow_matching import flow_matching_loss, interpolate, sample_time
-from .paper.fusion import fuse
+from .paper.flow_matching import SCHEDULERS, flow_matching_loss, interpolate, sample_time
+from .paper.fusion import STRATEGIES, fuse
 from .paper.mask import TEMPORAL_COMPRESSION, guided_mask
 from .synthetic import ensure_synthetic_data
 
@@ -202,6 +202,10 @@ def train(
         raise ValueError(
             f"train.batch_size {cfg.batch_size} must be a multiple of the {world.size} processes"
         )
+    if config.model.fusion not in STRATEGIES:
+        raise ValueError(f"model.fusion must be one of {STRATEGIES}, got {config.model.fusion!r}")
+    if config.sampling.scheduler not in SCHEDULERS:  # stored with the run: generate's default
+        raise ValueError(f"sampling.scheduler must be one of {SCHEDULERS}, got {config.sampling.scheduler!r}")
     data = config.data
     encodes_here = not data.cache or bool(data.val_root and not data.val_cache)
     if config.model.model_dir:  # a base folder that cannot serve fails here, not after the data

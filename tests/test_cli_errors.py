@@ -405,6 +405,20 @@ def test_training_twice_into_one_folder_refuses_and_keeps_the_first_run(trained)
     assert_one_line(*invoke("train", "--tiny", "--resume", "--overwrite", *sets(micro(root))), "not both")
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.fusion=bogus", "model.fusion must be one of"),
+        ("sampling.scheduler=bogus", "sampling.scheduler must be one of"),
+    ],
+)
+def test_train_refuses_an_unknown_choice_before_any_data_work(trained, tmp_path, override, message):
+    root, _, _ = trained
+    out = tmp_path / "run"
+    assert_one_line(*invoke("train", "--tiny", *sets([*micro(root), override]), "--out", out), message)
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("held", ["notes.txt", "config.json"])
 def test_training_into_a_folder_of_the_users_is_refused_and_changes_nothing(trained, tmp_path, held):
     root, _, _ = trained
