@@ -133,11 +133,16 @@ def holds_a_run(out: Path) -> bool:
     return any((out / name).exists() for name in ("latest", "checkpoints", "metrics.csv"))
 
 
+# Training settings a resumed run cannot change: the draws (seed) and what the optimiser's and the
+# schedule's saved states fix (a new value would be recorded but not used).
+KEPT_ON_RESUME = ("train.seed ", "train.lr ", "train.warmup_steps ", "train.weight_decay ", "train.betas ")
+
+
 def definition_mismatch(config: Config, recorded: Config) -> list[str]:
-    """`section.key (a != b)` for every field that defines the network or the data and differs."""
+    """`section.key (a != b)` for every field that defines the network, the data or the optimiser and differs."""
     return [
         line for line in differing_fields(config, recorded, DEFINING) if not line.startswith(NOT_DEFINING)
-    ] + [line for line in differing_fields(config, recorded, ("train",)) if line.startswith("train.seed ")]
+    ] + [line for line in differing_fields(config, recorded, ("train",)) if line.startswith(KEPT_ON_RESUME)]
 
 
 RUN_FILES = (
@@ -196,7 +201,7 @@ def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool)
             differing = definition_mismatch(config_from_dict(read_json(out / "config.json")), config)
             if differing:
                 raise ValueError(
-                    f"cannot resume {out} with another network or data (the run's != this command's): "
+                    f"cannot resume {out} with another network, data or optimiser (the run's != this command's): "
                     + "; ".join(differing)
                 )
     try:
