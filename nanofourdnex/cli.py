@@ -551,6 +551,8 @@ def stats(
 
     if samples < 1:
         fail(f"--samples must be at least 1, got {samples}")
+    if out is not None and (out.is_dir() or not out.parent.is_dir()):  # known before the tracing, not after
+        fail(f"--out {out}: name a file in an existing folder")
     try:
         cfg = load_config(config)
         dataset = ClipDataset(data_dir, cfg.data.num_frames, cfg.data.height, cfg.data.width)

@@ -202,6 +202,11 @@ def train(
         raise ValueError(
             f"train.batch_size {cfg.batch_size} must be a multiple of the {world.size} processes"
         )
+    if config.autoencoder.kind == "wan" and not config.model.model_dir:
+        raise ValueError(
+            "the Wan VAE (autoencoder.kind = 'wan') needs model.model_dir, a local Wan2.1-I2V folder: "
+            "pass --set model.model_dir=DIR"
+        )
     if config.model.fusion not in STRATEGIES:
         raise ValueError(f"model.fusion must be one of {STRATEGIES}, got {config.model.fusion!r}")
     if config.sampling.scheduler not in SCHEDULERS:  # stored with the run: generate's default

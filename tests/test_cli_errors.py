@@ -277,6 +277,7 @@ def test_overwrite_replaces_only_an_earlier_generation_never_its_inputs_or_the_u
     [
         ("stats samples", "--samples must be at least 1, got -3"),
         ("stats no clips", "is not a directory"),
+        ("stats out in no folder", "name a file in an existing folder"),
         ("recover truncated npz", "is not readable"),
         ("recover out is a file", "Not a directory"),
         ("recover into a generate output", "holds files a recovery does not write (rgb.mp4, sixd.npz)"),
@@ -294,6 +295,8 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
     data = root / "data" / "train"
     if command == "stats samples":
         args = ["stats", data, "--samples", "-3"]
+    elif command == "stats out in no folder":
+        args = ["stats", data, "--out", tmp_path / "nowhere" / "stats.toml"]
     elif command == "stats no clips":
         args = ["stats", tmp_path / "nothing"]
     elif command == "recover truncated npz":
@@ -410,6 +413,10 @@ def test_training_twice_into_one_folder_refuses_and_keeps_the_first_run(trained)
     [
         ("model.fusion=bogus", "model.fusion must be one of"),
         ("sampling.scheduler=bogus", "sampling.scheduler must be one of"),
+        (
+            'autoencoder.kind="wan"',
+            "needs model.model_dir, a local Wan2.1-I2V folder",
+        ),  # as --full without one
     ],
 )
 def test_train_refuses_an_unknown_choice_before_any_data_work(trained, tmp_path, override, message):
