@@ -176,8 +176,9 @@ def check_run_folder_is_a_runs(out: Path) -> None:
 def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool) -> bool:
     """Make `out` ready for this run; True when there is a checkpoint to resume from.
 
-    A folder that holds a run is resumed (resume=True: its config must define the same network and
-    data), replaced (overwrite=True) or refused; nothing is deleted otherwise.
+    A folder that holds a run is resumed (resume=True: its config must define the same network, data
+    and optimiser, and ask for at least the steps done), replaced (overwrite=True) or refused; nothing
+    is deleted otherwise. A folder without a run may hold only what a run writes.
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
@@ -203,6 +204,12 @@ def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool)
                 raise ValueError(
                     f"cannot resume {out} with another network, data or optimiser (the run's != this command's): "
                     + "; ".join(differing)
+                )
+        if resume and (out / "latest").exists():
+            step = read_json(latest_checkpoint(out) / STATE_FILE).get("step", 0)
+            if step > config.train.steps:
+                raise ValueError(
+                    f"{out} is at step {step}, past train.steps = {config.train.steps}; ask for more steps"
                 )
     try:
         out.mkdir(parents=True, exist_ok=True)

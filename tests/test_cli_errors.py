@@ -443,6 +443,7 @@ def test_resuming_with_another_network_or_data_is_refused(trained):
         ("train.seed=1", "train.seed (42 != 1)"),
         ("data.num_frames=9", "data.num_frames (5 != 9)"),
         ("train.lr=0.5", "train.lr (0.002 != 0.5)"),  # the optimiser's saved state would keep the run's
+        ("train.steps=1", "is at step 2, past train.steps = 1; ask for more steps"),
     ):
         code, stderr, output = invoke("train", "--tiny", "--resume", *sets([*micro(root), override]))
         assert_one_line(code, stderr, output, message)
