@@ -68,12 +68,13 @@ class SyntheticVideos:
 
     Scene i is `make_scene(clip_seed(seed, i))` at the configured size. The pool keeps each scene's 8-bit
     video, its caption (`captions`) with its embedding (float16) and its image embedding, and encodes videos
-    per batch: cheap for the pixel stand-in, the only autoencoder a tiny pretraining uses.
+    per batch: cheap for the pixel stand-in, the only autoencoder a tiny pretraining uses. camera_turn
+    (−1 left, +1 right) fixes every camera's orbit direction, all other draws unchanged (pilots only).
     """
 
     def __init__(
         self, config: Config, autoencoder: SixDAutoencoder, encoders: Encoders, seed: int, count: int,
-        progress: bool = False,
+        progress: bool = False, camera_turn: int | None = None,
     ):  # fmt: skip
         data = config.data
         self.num_frames, self.encode = data.num_frames, autoencoder.base.encode  # RGB only: no Eq. 8
@@ -81,9 +82,8 @@ class SyntheticVideos:
         chunks = range(0, count, 64)
         for start in tqdm(chunks, desc=f"scenes (seed {seed})", unit="×64", disable=not progress):
             indices = range(start, min(count, start + 64))
-            scenes = [
-                make_scene(clip_seed(seed, i), data.num_frames, data.height, data.width) for i in indices
-            ]
+            size = (data.num_frames, data.height, data.width)
+            scenes = [make_scene(clip_seed(seed, i), *size, camera_turn=camera_turn) for i in indices]
             video = torch.from_numpy(np.stack([scene.rgb for scene in scenes]))  # (B, T, H, W, 3) uint8
             videos.append(video)
             self.captions += [scene.caption for scene in scenes]

@@ -17,7 +17,7 @@ from nanofourdnex.conditioning import build_encoders
 from nanofourdnex.config import PRESET_DIR, load_config
 from nanofourdnex.model import build_transformer
 from nanofourdnex.pretrain import SyntheticVideos, check_manifest, export_pretrained, i2v_loss, pretrain
-from nanofourdnex.synthetic import clip_seed, make_scene
+from nanofourdnex.synthetic import CAMERA_TURNS, clip_seed, make_scene
 
 SHIPPED = PRESET_DIR.parent / "pretrained" / "tiny-wan-i2v"
 
@@ -72,6 +72,24 @@ def test_the_pretraining_loss_is_wans_i2v_objective_in_paper_time():
     assert torch.equal(text, batch["text"]) and torch.equal(image, batch["image"])
     u = -0.25 * x_t  # the stub's v_σ, turned into paper time
     torch.testing.assert_close(loss, ((u - (batch["rgb"] - noise)) ** 2).mean())
+
+
+def test_a_pool_with_a_fixed_camera_turn_is_the_same_scenes_with_every_orbit_one_way():
+    config = load_config("pretrain", ["data.num_frames=5"])
+    autoencoder, encoders = build_autoencoder(config), build_encoders(config)
+    drawn = SyntheticVideos(config, autoencoder, encoders, seed=5, count=4)
+    pools = {turn: SyntheticVideos(config, autoencoder, encoders, 5, 4, camera_turn=turn) for turn in (-1, 1)}
+    for turn, pool in pools.items():
+        direction = CAMERA_TURNS[(turn + 1) // 2]
+        assert all(direction in caption for caption in pool.captions)
+        for i in (0, 3):
+            scene = make_scene(clip_seed(5, i), 5, config.data.height, config.data.width, camera_turn=turn)
+            assert torch.equal(pool.videos[i], torch.from_numpy(scene.rgb))
+    assert torch.equal(pools[-1].videos[:, 0], pools[1].videos[:, 0])  # twins: the same first frames
+    assert not torch.equal(pools[-1].videos[:, 1:], pools[1].videos[:, 1:])
+    for i, caption in enumerate(drawn.captions):  # the drawn pool is one of the two, scene by scene
+        turn = 1 if CAMERA_TURNS[1] in caption else -1
+        assert torch.equal(drawn.videos[i], pools[turn].videos[i]) and caption == pools[turn].captions[i]
 
 
 def test_a_few_pretraining_steps_from_scratch_lower_the_held_out_loss_and_resume_exactly(tmp_path):
