@@ -145,18 +145,11 @@ def definition_mismatch(config: Config, recorded: Config) -> list[str]:
     ] + [line for line in differing_fields(config, recorded, ("train",)) if line.startswith(KEPT_ON_RESUME)]
 
 
-RUN_FILES = (
-    "checkpoints",
-    "latest",
-    "metrics.csv",
-    "config.json",
-    "loss.png",
-    "cache",
-    "model",
-)  # model: pretrain's
+# Everything a run writes into its folder (model/: pretrain's export).
+RUN_FILES = ("checkpoints", "latest", "metrics.csv", "config.json", "loss.png", "cache", "model")
 
 
-def check_run_folder_is_a_runs(out: Path) -> None:
+def check_only_run_files(out: Path) -> None:
     """ValueError if a folder without a run holds anything a run does not write (it would be mixed in or replaced)."""
     others = sorted(p.name for p in out.iterdir() if p.name not in RUN_FILES and not p.name.startswith("."))
     if others:
@@ -185,7 +178,7 @@ def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool)
     if resume and not (out.is_dir() and holds_a_run(out)):
         raise ValueError(f"there is no run in {out} to resume; leave out --resume to start one")
     if out.is_dir() and not holds_a_run(out):
-        check_run_folder_is_a_runs(out)
+        check_only_run_files(out)
     if out.is_dir() and holds_a_run(out):
         if resume and overwrite:
             raise ValueError("choose --resume or --overwrite, not both")

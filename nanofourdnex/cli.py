@@ -45,9 +45,8 @@ def path_override(field: str, path: Path) -> str:
 
 def run_overrides(steps: int | None, out: Path | None) -> list[str]:
     """--steps and --out as the overrides train.steps and train.out (train and pretrain)."""
-    return [f"train.steps={steps}"] * (steps is not None) + [path_override("train.out", out)] * (
-        out is not None
-    )
+    steps_override = [f"train.steps={steps}"] if steps is not None else []
+    return steps_override + ([path_override("train.out", out)] if out is not None else [])
 
 
 def resolve_config(tiny: bool, full: bool, config: Path | None, overrides: list[str]):
@@ -433,11 +432,11 @@ def recover(
     """
     import time
 
-    from .outputs import check_recovery_folder, load_xyz, save_recovery
+    from .outputs import RECOVERY_FILES, check_output_folder, load_xyz, save_recovery
     from .paper.reprojection import recover_cameras
 
     try:
-        check_recovery_folder(out, overwrite)
+        check_output_folder(out, RECOVERY_FILES, "recovery", overwrite)
         xyz = load_xyz(xyz_file)
         clock = time.perf_counter()
         result = recover_cameras(xyz, shared_focal=not per_frame_focal, loss=loss)

@@ -195,15 +195,21 @@ def write_cameras_json(
 RECOVERY_FILES = ("cameras.json", "depth.npz", "recovery.png")  # what save_recovery writes
 
 
-def check_recovery_folder(out_dir: Path, overwrite: bool) -> None:
-    """ValueError unless `out_dir` can take a recovery: new, empty, or an earlier one's (with overwrite)."""
-    held = {path.name for path in out_dir.iterdir()} if out_dir.is_dir() else set()
-    if held - set(RECOVERY_FILES):
-        others = ", ".join(sorted(held - set(RECOVERY_FILES)))
-        raise ValueError(f"{out_dir} holds files a recovery does not write ({others}); choose another --out")
+def check_output_folder(out: Path, own: tuple[str, ...], what: str, overwrite: bool) -> None:
+    """ValueError unless `out` can take a command's output: new, empty, or an earlier `what` (names in `own`
+    only), replaced with `overwrite`. A folder holding anything else is never written into."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    held = {path.name for path in out.iterdir()} if out.is_dir() else set()
+    article = "an" if what[0] in "aeiou" else "a"
+    if held - set(own):
+        others = ", ".join(sorted(held - set(own)))
+        raise ValueError(
+            f"{out} holds files {article} {what} does not write ({others}); choose another --out"
+        )
     if held and not overwrite:
         raise ValueError(
-            f"{out_dir} holds an earlier recovery; pass --overwrite to replace it, or choose another --out"
+            f"{out} holds an earlier {what}; pass --overwrite to replace it, or choose another --out"
         )
 
 

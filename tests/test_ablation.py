@@ -22,14 +22,15 @@ from nanofourdnex.cli import app
 from nanofourdnex.config import load_config
 from nanofourdnex.data import normalize_pointmaps, to_first_camera
 from nanofourdnex.model import trains_in_full
+from nanofourdnex.outputs import check_output_folder
 from nanofourdnex.paper.fusion import fuse
 from nanofourdnex.paper.reprojection import CameraRecovery, intrinsics, recover_cameras
 from nanofourdnex.synthetic import make_scene
 from nanofourdnex.tools.ablation import (
+    ABLATION_FILES,
     QUICK_BUDGET,
     AblationResult,
     RunResult,
-    check_ablation_folder,
     condition_halves,
     explained_rgb_change,
     run_ablation,
@@ -328,5 +329,5 @@ def test_ablate_replaces_only_an_earlier_ablation_and_only_with_overwrite(tmp_pa
         assert result.exit_code != 0 and message in result.output, result.output
     assert (mine / "cache" / "mine.txt").read_text() == "mine" and (mine / "notes.txt").read_text() == "mine"
     assert (earlier / "ablation.md").read_text() == "an earlier table"
-    check_ablation_folder(earlier, overwrite=True)  # accepted: replaced by the run
-    check_ablation_folder(tmp_path / "new", overwrite=False)
+    check_output_folder(earlier, ABLATION_FILES, "ablation", overwrite=True)  # accepted: replaced by the run
+    check_output_folder(tmp_path / "new", ABLATION_FILES, "ablation", overwrite=False)

@@ -59,6 +59,7 @@ from ..autoencoder import build_autoencoder
 from ..cache import LatentCache, clip_dataset, prepare_cache
 from ..conditioning import build_encoders
 from ..config import Config, load_config
+from ..outputs import check_output_folder
 from ..paper.flow_matching import flow_matching_loss, interpolate, make_scheduler, sample_flow
 from ..paper.fusion import fuse, split
 from ..paper.reprojection import CameraRecovery, recover_cameras
@@ -374,22 +375,6 @@ def run_one(task: RunTask) -> tuple[RunResult, tuple[np.ndarray, np.ndarray]]:
 ABLATION_FILES = ("scenes", "cache", "ablation.md", "ablation.json", "ablation.png")  # all it writes
 
 
-def check_ablation_folder(out: Path, overwrite: bool) -> None:
-    """ValueError unless `out` can take an ablation: absent, empty, or an earlier one's (with overwrite)."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
-    held = {path.name for path in out.iterdir()} if out.is_dir() else set()
-    if held - set(ABLATION_FILES):
-        raise ValueError(
-            f"{out} holds files an ablation does not write ({', '.join(sorted(held - set(ABLATION_FILES)))}); "
-            "choose another --out"
-        )
-    if held and not overwrite:
-        raise ValueError(
-            f"{out} holds an earlier ablation; pass --overwrite to replace it, or choose another --out"
-        )
-
-
 def run_ablation(
     strategies: list[str],
     budget: Budget,
@@ -409,7 +394,7 @@ def run_ablation(
         raise ValueError(f"workers must be >= 1, got {workers}")
     clock = time.perf_counter()
     out = Path(out)
-    check_ablation_folder(out, overwrite)
+    check_output_folder(out, ABLATION_FILES, "ablation", overwrite)
     out.mkdir(parents=True, exist_ok=True)
     for folder in ("scenes", "cache"):
         shutil.rmtree(out / folder, ignore_errors=True)
