@@ -153,9 +153,11 @@ def encode_clips(
     progress: bool = True,
 ) -> list[Path]:
     """`nano4d cache`: encode one shard of the clips under `root` into `cache_dir`, skipping cached ones."""
-    dataset = clip_dataset(config, root)
+    if num_shards < 1:
+        raise ValueError(f"--num-shards must be at least 1, got {num_shards}")
     if not 0 <= shard_index < num_shards:
         raise ValueError(f"shard index {shard_index} must lie in [0, {num_shards})")
+    dataset = clip_dataset(config, root)
     claim_cache_folder(config, cache_dir, shard_index)  # a bad or foreign output fails before any model loads
     encoders = build_encoders(config, seed=config.train.seed)
     autoencoder, strategy = build_autoencoder(config), config.model.fusion

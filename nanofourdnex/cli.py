@@ -577,7 +577,9 @@ def plan(
         True, "--full/--tiny", help="Plan the paper's run (default) or the tiny preset."
     ),
     config: Path | None = typer.Option(None, "--config", help="Plan this TOML preset instead."),
-    gpus: int = typer.Option(32, "--gpus", help="Number of GPUs (the paper: 32)."),
+    gpus: int | None = typer.Option(
+        None, "--gpus", help="Number of GPUs [default: the paper's 32; 1 with --tiny or --config]."
+    ),
     gpu: str = typer.Option("a100-80g", "--gpu", help="a100-80g, a100-40g, h100-80g, h200, l40s or rtx4090."),
     mfu: float = typer.Option(0.35, "--mfu", help="Model FLOP utilisation assumed for the time estimate."),
 ) -> None:
@@ -588,6 +590,7 @@ def plan(
 
     try:
         cfg = load_config(config if config is not None else (None if full else "tiny"))
+        gpus = gpus if gpus is not None else 32 if full and config is None else 1
         typer.echo(format_plan(make_plan(cfg, gpus=gpus, gpu=gpu, mfu=mfu)))
     except (ValueError, OSError) as error:
         fail(describe(error))

@@ -283,6 +283,7 @@ def test_overwrite_replaces_only_an_earlier_generation_never_its_inputs_or_the_u
         ("recover into a generate output", "holds files a recovery does not write (rgb.mp4, sixd.npz)"),
         ("recover over an earlier one", "holds an earlier recovery; pass --overwrite"),
         ("cache out is a file", "Not a directory"),
+        ("cache no shards", "--num-shards must be at least 1, got 0"),
         ("pretrain steps 0", "train.steps must be at least 1, got 0"),
         ("pretrain export not empty", "is not empty; pass --overwrite to replace the model folder"),
         ("pretrain export is a file", "is a file, not a folder"),
@@ -318,6 +319,8 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
         for name in names:
             (earlier / name).write_text("earlier")
         args = ["recover", tmp_path / "sixd.npz", "--out", earlier]
+    elif command == "cache no shards":
+        args = ["cache", data, "--tiny", "--out", tmp_path / "cache", "--num-shards", "0"]
     elif command == "cache out is a file":
         (tmp_path / "file").write_text("mine")
         args = ["cache", data, "--tiny", "--out", tmp_path / "file" / "cache", *sets(["data.num_frames=5"])]

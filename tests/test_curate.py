@@ -530,3 +530,10 @@ def test_cli_reports_a_missing_data_directory_in_one_line(tmp_path):
     result = invoke(tmp_path / "nowhere", "--out", tmp_path / "m.jsonl")
     assert result.exit_code == 2
     assert result.output.startswith("error: data directory") and result.output.count("\n") == 1
+
+
+def test_cli_reports_a_data_directory_without_clips_in_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke(tmp_path / "empty", "--out", tmp_path / "m.jsonl")
+    assert result.exit_code == 2 and result.output.startswith("error: no clips under")
+    assert result.output.count("\n") == 1 and not (tmp_path / "m.jsonl").exists()

@@ -16,8 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+from typer.testing import CliRunner
 
 from nanofourdnex.autoencoder import build_autoencoder
+from nanofourdnex.cli import app
 from nanofourdnex.conditioning import build_encoders
 from nanofourdnex.config import SamplingConfig, load_config
 from nanofourdnex.generate import generate_6d
@@ -511,3 +513,11 @@ def test_table_shows_generation_time_per_sampling_step():
     table = format_plan(full_plan())
     assert "generation time per sampling step, one a100-80g (batch 1, 2 DiT passes)" in table
     assert "offload=sequential" in table and "host traffic" in table
+
+
+def test_the_plan_command_assumes_the_papers_32_gpus_for_its_run_and_one_for_the_tiny_preset():
+    for arguments, first in ((["plan"], "32 × a100-80g"), (["plan", "--tiny"], "1 × a100-80g")):
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 0 and result.output.startswith(first), result.output
+    result = CliRunner().invoke(app, ["plan", "--tiny", "--gpus", "4"])
+    assert result.exit_code == 0 and result.output.startswith("4 × a100-80g")

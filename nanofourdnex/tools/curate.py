@@ -320,6 +320,8 @@ def curate(
     clock = time.perf_counter()
     out = Path(out)
     paths = clip_paths(data_dir)
+    if not paths:
+        raise ValueError(f"no clips under {data_dir} (sub-folders or .npz files in the 4DNeX-10M layout)")
     previous = {r.clip: r for r in read_manifest(out)} if out.is_file() else {}
     reusable = {p.name for p in paths if p.name in previous and previous[p.name].tau == thresholds.tau}
     reused = [replace(previous[p.name], kept=None, reasons=[]) for p in paths if p.name in reusable]
