@@ -44,6 +44,7 @@ from .reading import read_json, read_safetensors
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "state.json"
 RANDOM_INIT_FILE = "random_init.safetensors"
+TRANSFORMER_FILE = "transformer.safetensors"  # the whole DiT in a pretraining checkpoint (pretrain.py)
 KEEP = 2  # checkpoints kept in a run folder
 # Everything that defines the network and its data: a resumed run must agree on all of it.
 DEFINING = ("model", "lora", "autoencoder", "conditioning", "data")

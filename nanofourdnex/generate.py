@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from .autoencoder import SixDAutoencoder, build_autoencoder, wan_spatial_compression
-from .checkpoint import RANDOM_INIT_FILE, latest_checkpoint, load_random_init
+from .checkpoint import RANDOM_INIT_FILE, TRANSFORMER_FILE, latest_checkpoint, load_random_init
 from .conditioning import Encoders, build_encoders, condition_latents
 from .config import Config, SamplingConfig, config_from_dict, differing_fields, load_config
 from .data import center_crop_box
@@ -152,6 +152,11 @@ def checkpoint_config(
     the full preset, whose LoRA rank 64 and alpha 32 are the release's) on the base in `model_dir`.
     """
     folder = latest_checkpoint(Path(checkpoint))
+    if (folder / TRANSFORMER_FILE).is_file():
+        raise ValueError(
+            f"{folder} is a pretraining checkpoint (an RGB base, no 6D adapters): fine-tune it with "
+            "`nano4d train` on its exported model folder, then generate from that run"
+        )
     if not (folder / "config.json").exists():  # the public release's layout
         if model_dir is None:
             raise ValueError(

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from .autoencoder import SixDAutoencoder, build_autoencoder, first_frame_video
 from .checkpoint import (
+    TRANSFORMER_FILE,
     latest_checkpoint,
     load_scheduler,
     prepare_run_folder,
@@ -59,7 +60,6 @@ from .reading import read_safetensors
 from .synthetic import clip_seed, make_scene
 from .train import MetricsLog, make_optimizer, training_step, validation_loss
 
-TRANSFORMER_FILE = "transformer.safetensors"  # the whole DiT in a pretraining checkpoint
 VALIDATION_OFFSET = 1_000_000  # the validation scenes' seed: data.synthetic_seed + this
 
 

@@ -170,3 +170,19 @@ def test_a_resumed_pretraining_replaces_its_own_model_folder_and_no_other(tmp_pa
     result = run(app, [*args, "--steps", "4", "--resume", "--export", str(elsewhere)])
     assert result.exit_code == 2 and "choose another --export folder" in result.output
     assert check_manifest(elsewhere)["command"] == "mine"
+    # a pretraining run is an RGB base, not a 6D model: generate says so (it named a missing file)
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "frame.png", make_scene(3, num_frames=1, height=16, width=24).rgb[0])
+    result = run(
+        app,
+        [
+            "generate",
+            str(tmp_path / "frame.png"),
+            "--checkpoint",
+            str(tmp_path / "pre"),
+            "--out",
+            str(tmp_path / "g"),
+        ],
+    )
+    assert result.exit_code == 2 and "is a pretraining checkpoint" in result.output, result.output
