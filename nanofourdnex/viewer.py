@@ -146,11 +146,18 @@ class View:
         return lines
 
     def wait(self) -> None:
-        """Block until the viewer process ends; Ctrl-C stops it."""
+        """Block until the viewer process ends; Ctrl-C or SIGTERM (e.g. `timeout`, a job scheduler) stops it."""
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, interrupt)
         try:
             self.process.wait()
         except KeyboardInterrupt:
             self.close()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def close(self) -> None:
         """Stop the viewer process and its children (it runs in a session of its own)."""

@@ -10,6 +10,10 @@ layout with numpy and json, recorded with `record_scene`, and read back through
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +30,7 @@ from nanofourdnex.viewer import (
     DEFAULT_MAX_POINTS,
     FRUSTUM_FRACTION,
     Scene4D,
+    View,
     read_output_folder,
     read_training_clip,
     record_scene,
@@ -437,3 +442,21 @@ def test_scene4d_rejects_mismatched_arrays_naming_what_was_expected():
         arguments = dict(rgb=rgb, xyz=xyz, K=np.eye(3), camera_to_world=c2w) | change
         with pytest.raises(ValueError, match=message):
             Scene4D(**arguments)
+
+
+def test_a_terminated_viewer_command_stops_its_server_too(tmp_path):
+    """`nano4d view --web` waits on its server; SIGTERM (timeout, a scheduler) must not leave it running."""
+    reached_the_test = []
+    guard = signal.signal(signal.SIGTERM, lambda *_: reached_the_test.append(True))  # never kill pytest
+    ours = signal.getsignal(signal.SIGTERM)
+    server = subprocess.Popen(["sleep", "5"], start_new_session=True)  # a stand-in server process
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        View(tmp_path / "scene.rrd", None, process=server).wait()
+        handler_after = signal.getsignal(signal.SIGTERM)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, guard)
+    assert server.returncode == -signal.SIGTERM and not reached_the_test  # View stopped it, at once
+    assert handler_after is ours  # ... and put the handler it found back
