@@ -88,7 +88,8 @@ def load_image(path: str | Path) -> tuple[torch.Tensor, list[str]]:
 
     EXIF orientation is applied (cameras store portrait photos sideways with a tag), palette, CMYK and
     bilevel images become RGB, alpha is composited over white, greyscale is repeated, 16-bit images are
-    scaled from 65535 and float images are clipped to [0, 1] (with a note when they leave it).
+    scaled from 65535 and float images are clipped to [0, 1] (with a note when they leave it). An
+    animated image gives its first frame, with a note.
     """
     path = Path(path)
     if not path.is_file():
@@ -104,6 +105,8 @@ def load_image(path: str | Path) -> tuple[torch.Tensor, list[str]]:
                 ";16" in str(tile.args[0]) for tile in opened.tile if tile.args
             ):
                 raise UnidentifiedImageError  # 16-bit colour: Pillow would drop 8 bits; imageio keeps them
+            if getattr(opened, "n_frames", 1) > 1:
+                notes.append(f"animated image of {opened.n_frames} frames: its first frame is used")
             image = ImageOps.exif_transpose(opened)
             if image is not opened and opened.getexif().get(0x0112, 1) != 1:
                 notes.append("rotated as its EXIF orientation says")

@@ -535,3 +535,9 @@ def test_images_come_out_as_an_image_viewer_shows_them(tmp_path):
     iio.imwrite(tmp_path / "hdr.tif", (rng.random((20, 30, 3)) * 3 - 1).astype(np.float32))
     image, notes = load_image(tmp_path / "hdr.tif")
     assert image.min() >= -1 and image.max() <= 1 and "clipped to [0, 1]" in " ".join(notes)
+    frames = [Image.fromarray(pixels), Image.fromarray(255 - pixels)]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:])
+    image, notes = load_image(tmp_path / "clip.gif")
+    first = np.asarray(Image.open(tmp_path / "clip.gif").convert("RGB")) / 255 * 2 - 1
+    np.testing.assert_allclose(image.permute(1, 2, 0).numpy(), first, atol=1e-6)
+    assert "animated image of 2 frames: its first frame is used" in notes
