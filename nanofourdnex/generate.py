@@ -296,7 +296,7 @@ def check_inputs(
     `sampling` defaults to the run's own (`config.sampling`, stored by `train`); frames 0 means the
     training clip length. The output folder must not exist, or be replaced with `overwrite`.
     """
-    from .outputs import load_trajectory_json
+    from .outputs import check_generation_folder, load_trajectory_json
 
     sampling = dataclasses.replace(sampling or config.sampling)
     sampling.frames = sampling.frames or config.data.num_frames
@@ -329,20 +329,7 @@ def check_inputs(
                 f"{trajectory} holds {len(cameras[1])} cameras, but {sampling.frames} frames are generated"
             )
         trajectory = cameras
-    out = Path(out).absolute()  # "." has no name to stage beside
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ValueError(f"{out} is not empty; pass --overwrite to replace it, or choose another --out")
-        # --overwrite replaces an earlier generation, never a folder of the user's (or the inputs)
-        if not (out / "sixd.npz").is_file():
-            raise ValueError(
-                f"{out} is not an earlier generate output (it has no sixd.npz), so --overwrite will not "
-                "replace it; choose another --out"
-            )
-        if out.resolve() in Path(image_path).resolve().parents:
-            raise ValueError(f"{out} holds the input image, so --overwrite will not replace it")
+    out = check_generation_folder(Path(out), Path(image_path), overwrite)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         probe = out.parent / f".{out.name}.probe"

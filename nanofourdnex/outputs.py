@@ -213,6 +213,25 @@ def check_output_folder(out: Path, own: tuple[str, ...], what: str, overwrite: b
         )
 
 
+def check_generation_folder(out: Path, image: Path, overwrite: bool) -> Path:
+    """`out` as an absolute path ("." has no name to stage beside) if `generate` may write it: new or empty,
+    or, with `overwrite`, an earlier generation (it has sixd.npz) that does not hold the input image."""
+    out = out.absolute()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{out} is not empty; pass --overwrite to replace it, or choose another --out")
+        if not (out / "sixd.npz").is_file():  # never a folder of the user's, a checkpoint included
+            raise ValueError(
+                f"{out} is not an earlier generate output (it has no sixd.npz), so --overwrite will not "
+                "replace it; choose another --out"
+            )
+        if out.resolve() in image.resolve().parents:
+            raise ValueError(f"{out} holds the input image, so --overwrite will not replace it")
+    return out
+
+
 def save_recovery(result: CameraRecovery, out_dir: str | Path) -> list[Path]:
     """Write cameras.json, depth.npz (depth, residual) and the figure recovery.png into out_dir."""
     from .viz import plot_recovery  # matplotlib is imported only when a figure is written
