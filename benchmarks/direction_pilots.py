@@ -1,11 +1,13 @@
 """Benchmark (a pilot): does a short pretraining of the tiny base learn to read the camera's direction?
 
-Run from the repository root (15–20 minutes on one core for the default 1,800 steps; 8 layers twice that):
+Run from the repository root (15–20 minutes on one core for the default 1,800 steps; 8 layers or width 256, 2–3×):
 
     OMP_NUM_THREADS=1 python benchmarks/direction_pilots.py                       # the preset's recipe
     OMP_NUM_THREADS=1 python benchmarks/direction_pilots.py --curriculum 600      # every camera right first
     OMP_NUM_THREADS=1 python benchmarks/direction_pilots.py --twins               # scene + twin per pair
     OMP_NUM_THREADS=1 python benchmarks/direction_pilots.py --set model.num_layers=8
+    OMP_NUM_THREADS=1 python benchmarks/direction_pilots.py --set model.attention_head_dim=64 \\
+        --set model.ffn_dim=512 --set model.added_kv_proj_dim=256                 # width 256
 
 A synthetic scene's first frame leaves its camera's orbit direction open; only the caption says it
 (`benchmarks/caption_use.py`). This trains the tiny base from its random init with the pretrain preset
