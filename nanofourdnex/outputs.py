@@ -195,17 +195,19 @@ def write_cameras_json(
 RECOVERY_FILES = ("cameras.json", "depth.npz", "recovery.png")  # what save_recovery writes
 
 
-def check_output_folder(out: Path, own: tuple[str, ...], what: str, overwrite: bool) -> None:
+def check_output_folder(
+    out: Path, own: tuple[str, ...], what: str, overwrite: bool, option: str = "--out"
+) -> None:
     """ValueError unless `out` can take a command's output: new, empty, or an earlier `what` (names in `own`
     only), replaced with `overwrite`. A folder holding anything else is never written into."""
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
+        raise ValueError(f"{option} {out} is a file, not a folder")
     held = {path.name for path in out.iterdir()} if out.is_dir() else set()
     article = "an" if what[0] in "aeiou" else "a"
     if held - set(own):
         others = ", ".join(sorted(held - set(own)))
         raise ValueError(
-            f"{out} holds files {article} {what} does not write ({others}); choose another --out"
+            f"{out} holds files {article} {what} does not write ({others}); choose another {option}"
         )
     if held and not overwrite:
         raise ValueError(

@@ -54,12 +54,14 @@ from .checkpoint import (
 from .conditioning import ENCODER_FOLDERS, Encoders, build_encoders
 from .config import Config, SamplingConfig
 from .model import build_transformer, wan_velocity
+from .outputs import check_output_folder
 from .paper.flow_matching import flow_matching_loss, interpolate, make_scheduler, sample_flow
 from .paper.mask import RGB_FIRST_FRAME, TEMPORAL_COMPRESSION, modality_mask, pack_temporal
 from .reading import read_safetensors
 from .synthetic import clip_seed, make_scene
 from .train import MetricsLog, make_optimizer, training_step, validation_loss
 
+MODEL_FOLDER_FILES = ("transformer", *ENCODER_FOLDERS, "manifest.json")  # what export_pretrained writes
 VALIDATION_OFFSET = 1_000_000  # the validation scenes' seed: data.synthetic_seed + this
 
 
@@ -256,14 +258,15 @@ def check_export_folder(
     """ValueError unless `folder` can take an exported model: absent, empty, or to be replaced (overwrite).
 
     Beside a run folder it may be the run's own `model/` or lie outside the run, never hold the run or
-    lie elsewhere in it (replacing it would delete the run's checkpoints).
+    lie elsewhere in it (replacing it would delete the run's checkpoints). A folder holding anything but
+    what an export writes is never replaced.
     """
     if run is not None:
         here, there = Path(folder).resolve(), Path(run).resolve()
         if here != there / "model" and (here == there or there in here.parents or here in there.parents):
             raise ValueError(f"--export {folder} overlaps the run folder {run}; choose a folder outside it")
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--export {folder} is a file, not a folder")
+    # a folder holding anything but a model folder's files is never replaced, --overwrite or not
+    check_output_folder(folder, MODEL_FOLDER_FILES, "model folder", overwrite=True, option="--export")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         raise ValueError(f"{folder} is not empty; {remedy}")
 

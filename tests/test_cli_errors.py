@@ -288,6 +288,10 @@ def test_overwrite_replaces_only_an_earlier_generation_never_its_inputs_or_the_u
         ("pretrain export not empty", "is not empty; pass --overwrite to replace the model folder"),
         ("pretrain export is a file", "is a file, not a folder"),
         ("pretrain export in the run", "overlaps the run folder"),
+        (
+            "pretrain export over the user's",
+            "holds files a model folder does not write (notes.txt); choose another --export",
+        ),
         ("view missing", "does not exist"),
     ],
 )
@@ -331,6 +335,10 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
         (tmp_path / "mine" / "notes.txt").write_text("mine")
         export = tmp_path / "mine" / ("notes.txt" if command.endswith("file") else "")
         export = tmp_path / "pre" / "checkpoints" if command.endswith("run") else export
+        if command.endswith("not empty"):  # an earlier model folder: replaced only with --overwrite
+            export = tmp_path / "earlier"
+            export.mkdir()
+            (export / "manifest.json").write_text("{}")
         small = ["data.synthetic_train=4", "data.synthetic_val=1", "data.num_frames=5", "model.num_layers=1"]
         args = [
             "pretrain",
@@ -342,6 +350,7 @@ def test_every_other_command_fails_in_one_line(trained, tmp_path, command, messa
             "--export",
             export,
             *sets(small),
+            *["--overwrite"] * command.endswith("user's"),  # even so
         ]
     else:
         args = ["view", tmp_path / "nowhere", "--save", tmp_path / "x.rrd"]
