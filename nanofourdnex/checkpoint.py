@@ -176,11 +176,12 @@ def prepare_run_folder(out: Path, config: Config, resume: bool, overwrite: bool)
     """
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
-    if resume and not (out.is_dir() and holds_a_run(out)):
+    has_run = out.is_dir() and holds_a_run(out)
+    if resume and not has_run:
         raise ValueError(f"there is no run in {out} to resume; leave out --resume to start one")
-    if out.is_dir() and not holds_a_run(out):
+    if out.is_dir() and not has_run:
         check_only_run_files(out)
-    if out.is_dir() and holds_a_run(out):
+    if has_run:
         if resume and overwrite:
             raise ValueError("choose --resume or --overwrite, not both")
         if overwrite:
